@@ -1,0 +1,266 @@
+"""Typed, validated view of params.yaml.
+
+params.yaml is the single source of configuration: every default and the reason for it lives
+there. This module only checks it: each section maps onto a frozen dataclass, unknown or missing
+keys raise, enumerated values must be one of their choices, sizes must be positive. Every stage
+loads and validates the whole file before it does any work, so a typo fails in seconds, not after
+an hour of training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from agnews.errors import ConfigError
+
+POOLING_MODES = ("max", "mean", "last", "flatten")
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    raw_dir: str  # download's output: train.jsonl, test.jsonl, source.json
+    prepared_dir: str  # prepare's output: vocab.json and the train/val/test shards
+    prepare_metrics: str  # vocabulary size, split sizes, length coverage table
+    length_hist: str  # text-length histogram (DVC plot data)
+    model: str  # the checkpoint selected on validation accuracy
+    train_live_dir: str  # dvclive directory of the train stage
+    test_metrics: str  # evaluate's metrics JSON
+    confusion: str  # evaluate's (actual, predicted) rows for the confusion-matrix plot
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    hub_dataset: str  # HuggingFace dataset id, used when local_dir is null
+    local_dir: str | None  # folder with AG News CSVs in the original format; null = hub
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    min_count: int  # keep words seen more than this many times in the training split
+    val_size: float  # share of train carved out (stratified) as the validation split
+    seed: int  # seed of the validation split
+    num_workers: int  # tokenizer processes; 0 = one per CPU core
+
+    def __post_init__(self) -> None:
+        _check(self.min_count >= 0, "prepare.min_count", "must be >= 0")
+        _check(0.0 < self.val_size < 1.0, "prepare.val_size", "must be in (0, 1)")
+        _check(self.num_workers >= 0, "prepare.num_workers", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    cell: Literal["rnn", "gru", "lstm"]
+    embedding_dim: int
+    hidden_size: int
+    layers: int
+    bidirectional: Literal["none", "all", "top"]  # "top": only the last layer is bidirectional
+    layer_activation: Literal["none", "tanh"]  # applied between stacked recurrent layers
+    rnn_dropout: float  # dropout between stacked recurrent layers
+    embedding_dropout: float
+    pooling: str  # "+"-joined subset of max, mean, last, flatten, e.g. "flatten+mean+max"
+    fixed_len: int | None  # tokens per text (pad/truncate) for flatten pooling
+    flatten_dim: int  # size the flattened outputs are projected to; 0 = no projection
+    head_hidden: int
+    head_layers: int
+    head_dropout: float
+    head_concat_pooled: bool  # concatenate the pooled vector to the first head layer's output
+
+    def __post_init__(self) -> None:
+        for key in ("embedding_dim", "hidden_size", "layers", "head_hidden", "head_layers"):
+            _check(getattr(self, key) > 0, f"model.{key}", "must be a positive integer")
+        for key in ("rnn_dropout", "embedding_dropout", "head_dropout"):
+            _check(0.0 <= getattr(self, key) < 1.0, f"model.{key}", "must be in [0, 1)")
+        _check(self.flatten_dim >= 0, "model.flatten_dim", "must be >= 0")
+        modes = self.pooling_modes
+        for mode in modes:
+            _check(
+                mode in POOLING_MODES,
+                "model.pooling",
+                f"unknown mode {mode!r} in {self.pooling!r}; valid modes: "
+                f"{', '.join(POOLING_MODES)} (join several with '+')",
+            )
+        _check(len(set(modes)) == len(modes), "model.pooling", f"{self.pooling!r} repeats a mode")
+        if "flatten" in modes:
+            _check(
+                self.fixed_len is not None,
+                "model.fixed_len",
+                "flatten pooling needs a fixed length (e.g. model.fixed_len=70)",
+            )
+        if self.fixed_len is not None:
+            _check(self.fixed_len >= 3, "model.fixed_len", "must be >= 3 (bos, a word, eos)")
+        if self.bidirectional == "top":
+            _check(self.layers >= 2, "model.bidirectional", "'top' needs model.layers >= 2")
+        if self.head_concat_pooled:
+            _check(
+                self.head_layers >= 2,
+                "model.head_concat_pooled",
+                "needs model.head_layers >= 2 (the pooled vector joins after the first layer)",
+            )
+
+    @property
+    def pooling_modes(self) -> tuple[str, ...]:
+        return tuple(part.strip() for part in self.pooling.split("+"))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int
+    batch_size: int
+    lr: float
+    optimizer: Literal["adam", "adamw", "sgd"]
+    weight_decay: float
+    lr_schedule: Literal["constant", "linear", "cosine"]
+    warmup_steps: int
+    grad_clip: float  # max global grad norm; 0 = off
+    evals_per_epoch: int  # validation passes per epoch (the notebook did 2)
+    max_len: int  # tokens (with bos/eos) beyond which a text is truncated
+    bucketing: bool  # sort by length within shuffled chunks so batches carry little padding
+    bucket_chunk: int  # batches per sorting chunk
+    eval_batch_size: int
+    log_every: int  # optimizer steps between per-step loss points
+    seed: int
+    device: Literal["auto", "cpu", "cuda"]
+    amp: bool  # bf16 autocast on CUDA; ignored on CPU
+
+    def __post_init__(self) -> None:
+        for key in (
+            "epochs",
+            "batch_size",
+            "evals_per_epoch",
+            "max_len",
+            "bucket_chunk",
+            "eval_batch_size",
+            "log_every",
+        ):
+            _check(getattr(self, key) > 0, f"train.{key}", "must be a positive integer")
+        _check(self.lr > 0, "train.lr", "must be > 0")
+        _check(self.weight_decay >= 0, "train.weight_decay", "must be >= 0")
+        _check(self.warmup_steps >= 0, "train.warmup_steps", "must be >= 0")
+        _check(self.grad_clip >= 0, "train.grad_clip", "must be >= 0 (0 turns clipping off)")
+        _check(self.max_len >= 3, "train.max_len", "must be >= 3 (bos, a word, eos)")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    batch_size: int
+
+    def __post_init__(self) -> None:
+        _check(self.batch_size > 0, "evaluate.batch_size", "must be a positive integer")
+
+
+@dataclass(frozen=True)
+class Config:
+    paths: PathsConfig
+    data: DataConfig
+    prepare: PrepareConfig
+    model: ModelConfig
+    train: TrainConfig
+    evaluate: EvaluateConfig
+
+    def __post_init__(self) -> None:
+        if self.model.fixed_len is not None:
+            _check(
+                self.model.fixed_len <= self.train.max_len,
+                "model.fixed_len",
+                f"{self.model.fixed_len} exceeds train.max_len={self.train.max_len}",
+            )
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {message}")
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return value in typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        return any(_type_ok(value, arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    raise TypeError(f"unsupported config type {hint!r}")
+
+
+def _describe(hint: Any) -> str:
+    if typing.get_origin(hint) is Literal:
+        return "one of " + ", ".join(str(a) for a in typing.get_args(hint))
+    if typing.get_origin(hint) in (types.UnionType, typing.Union):
+        return " or ".join(_describe(a) for a in typing.get_args(hint))
+    return "null" if hint is type(None) else hint.__name__
+
+
+def section_from_dict(cls: type, raw: Any, name: str) -> Any:
+    """Build dataclass `cls` from mapping `raw` (params section `name`), rejecting any mismatch."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{name}: expected a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{name}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(fields)}"
+        )
+    missing = [f for f in fields if f not in raw]
+    if missing:
+        raise ConfigError(f"{name}: missing key(s) {', '.join(missing)}")
+    for key in fields:
+        value = raw[key]
+        if not _type_ok(value, hints[key]):
+            raise ConfigError(
+                f"{name}.{key}: {value!r} is invalid; expected {_describe(hints[key])}"
+            )
+        if isinstance(value, int) and not isinstance(value, bool) and hints[key] is float:
+            raw = {**raw, key: float(value)}
+    return cls(**{k: raw[k] for k in fields})
+
+
+def config_from_dict(raw: Any) -> Config:
+    """Validate a whole params mapping (as parsed from params.yaml)."""
+    if not isinstance(raw, dict):
+        raise ConfigError("params: expected a mapping at the top level")
+    sections = {f.name: typing.get_type_hints(Config)[f.name] for f in dataclasses.fields(Config)}
+    unknown = sorted(set(raw) - set(sections))
+    if unknown:
+        raise ConfigError(
+            f"unknown section(s) {', '.join(unknown)}; valid sections: {', '.join(sections)}"
+        )
+    missing = [s for s in sections if s not in raw]
+    if missing:
+        raise ConfigError(f"missing section(s) {', '.join(missing)}")
+    return Config(**{s: section_from_dict(cls, raw[s], s) for s, cls in sections.items()})
+
+
+def load_params(path: str | Path = "params.yaml") -> Config:
+    """Read and validate params.yaml; every error names the file and the offending key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    try:
+        return config_from_dict(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def to_dict(section: Any) -> dict[str, Any]:
+    """Plain-dict form of a config section (stored in checkpoints and metrics)."""
+    return dataclasses.asdict(section)

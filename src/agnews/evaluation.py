@@ -1,0 +1,123 @@
+"""Scoring: predictions over a shard, accuracy, per-class precision/recall/F1, confusion matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from agnews import CLASS_NAMES, NUM_CLASSES
+from agnews.atomic import write_json, write_text
+from agnews.batching import eval_order, make_batch
+from agnews.checkpoints import load_checkpoint
+from agnews.errors import DataError
+from agnews.runtime import pick_device
+from agnews.shards import Shard, load_shard
+from agnews.vocab import Vocab
+
+
+@torch.no_grad()
+def predict_shard(
+    model: nn.Module,
+    shard: Shard,
+    pad_id: int,
+    max_len: int,
+    fixed_len: int | None,
+    batch_size: int,
+    device: torch.device,
+) -> tuple[np.ndarray, float]:
+    """(predicted labels (N,), mean cross-entropy loss) over the whole shard, in shard order."""
+    was_training = model.training
+    model.eval()
+    preds = np.empty(len(shard), dtype=np.int64)
+    loss_sum = 0.0
+    for index in eval_order(shard.lengths, batch_size):
+        batch = make_batch(shard, index, pad_id, max_len, fixed_len).to(device)
+        logits = model(batch.ids, batch.lengths).float()  # (B, C)
+        loss_sum += nn.functional.cross_entropy(logits, batch.labels, reduction="sum").item()
+        preds[index] = logits.argmax(dim=1).cpu().numpy()
+    model.train(was_training)
+    return preds, loss_sum / len(shard)
+
+
+def confusion_matrix(labels: np.ndarray, preds: np.ndarray, n: int = NUM_CLASSES) -> np.ndarray:
+    """(n, n) counts; rows are true classes, columns predictions."""
+    return np.bincount(labels * n + preds, minlength=n * n).reshape(n, n)
+
+
+def classification_metrics(labels: np.ndarray, preds: np.ndarray) -> dict[str, Any]:
+    """Accuracy, macro-F1 and per-class precision/recall/F1/support (0 where undefined)."""
+    cm = confusion_matrix(labels, preds)
+    tp = np.diag(cm).astype(float)
+    predicted, support = cm.sum(axis=0), cm.sum(axis=1)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    return {
+        "accuracy": round(float(tp.sum() / cm.sum()), 6),
+        "macro_f1": round(float(f1.mean()), 6),
+        "per_class": {
+            name: {
+                "precision": round(float(precision[c]), 6),
+                "recall": round(float(recall[c]), 6),
+                "f1": round(float(f1[c]), 6),
+                "support": int(support[c]),
+            }
+            for c, name in enumerate(CLASS_NAMES)
+        },
+    }
+
+
+def confusion_csv(labels: np.ndarray, preds: np.ndarray) -> str:
+    """One `actual,predicted` row per text, for DVC's `confusion` plot template."""
+    rows = ["actual,predicted"]
+    rows += [f"{CLASS_NAMES[a]},{CLASS_NAMES[p]}" for a, p in zip(labels, preds, strict=True)]
+    return "\n".join(rows) + "\n"
+
+
+def evaluate_checkpoint(
+    model_path: str | Path,
+    data_dir: str | Path,
+    metrics_path: str | Path,
+    confusion_path: str | Path,
+    batch_size: int,
+) -> dict[str, Any]:
+    """Score the test split once with the selected checkpoint; write metrics JSON and the
+    confusion-matrix rows."""
+    device = pick_device("auto")
+    model, payload = load_checkpoint(model_path, device)
+    vocab = Vocab.load(Path(data_dir) / "vocab.json")
+    if len(vocab) != payload["vocab_size"]:
+        raise DataError(
+            f"{model_path}: trained with a vocabulary of {payload['vocab_size']} words, but "
+            f"{data_dir}/vocab.json has {len(vocab)}; rerun the train stage"
+        )
+    test = load_shard(Path(data_dir) / "test.npz")
+    train_cfg = payload["train_config"]
+    preds, test_loss = predict_shard(
+        model, test, vocab.pad_id, train_cfg["max_len"], model.cfg.fixed_len, batch_size, device
+    )
+    metrics = classification_metrics(test.labels, preds)
+    cfg = payload["model_config"]
+    metrics = {
+        "accuracy": metrics["accuracy"],
+        "macro_f1": metrics["macro_f1"],
+        "loss": round(test_loss, 6),
+        "n_test": len(test),
+        "per_class": metrics["per_class"],
+        "selected": payload["best"],
+        "run": {
+            **{k: cfg[k] for k in ("cell", "layers", "bidirectional", "hidden_size", "pooling")},
+            "fixed_len": cfg["fixed_len"],
+            "epochs": train_cfg["epochs"],
+            "batch_size": train_cfg["batch_size"],
+            "lr": train_cfg["lr"],
+        },
+    }
+    write_json(metrics_path, metrics)
+    write_text(confusion_path, confusion_csv(test.labels, preds))
+    return metrics

@@ -1,0 +1,231 @@
+"""Training: seeded, device-aware, logged with dvclive, selecting the checkpoint on validation.
+
+The loop evaluates on the validation split `evals_per_epoch` times per epoch and keeps the
+weights with the best validation accuracy; the test split is never touched here.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from agnews.batching import make_batch, train_order
+from agnews.checkpoints import save_checkpoint
+from agnews.config import ModelConfig, TrainConfig, to_dict
+from agnews.errors import TrainingError
+from agnews.evaluation import predict_shard
+from agnews.models import TextClassifier
+from agnews.plots import grad_flow_figure
+from agnews.runtime import pick_device, seed_everything
+from agnews.shards import Shard, load_shard
+from agnews.vocab import Vocab
+
+log = logging.getLogger(__name__)
+
+# --- small helpers
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = model.parameters()
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+
+
+def get_lr_factor(step: int, total_steps: int, cfg: TrainConfig) -> float:
+    """Multiplier of the base learning rate at optimizer step `step` (0-based)."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.lr_schedule == "constant":
+        return 1.0
+    progress = (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps)
+    if cfg.lr_schedule == "linear":
+        return max(0.0, 1.0 - progress)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def eval_steps(steps_per_epoch: int, evals_per_epoch: int) -> set[int]:
+    """1-based batch numbers within an epoch after which validation runs; the last is the end."""
+    n = min(evals_per_epoch, steps_per_epoch)
+    return {math.ceil(k * steps_per_epoch / n) for k in range(1, n + 1)}
+
+
+def grad_flow(model: nn.Module) -> tuple[list[str], list[float], list[float]]:
+    """Per weight tensor (biases skipped, as the notebook): names, mean |grad|, max |grad|."""
+    names, means, maxes = [], [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad and p.grad is not None and "bias" not in name:
+            g = p.grad.detach().abs()
+            names.append(name)
+            means.append(g.mean().item())
+            maxes.append(g.max().item())
+    return names, means, maxes
+
+
+@dataclass
+class Data:
+    vocab: Vocab
+    train: Shard
+    val: Shard
+
+
+def load_data(data_dir: str | Path) -> Data:
+    data_dir = Path(data_dir)
+    return Data(
+        Vocab.load(data_dir / "vocab.json"),
+        load_shard(data_dir / "train.npz"),
+        load_shard(data_dir / "val.npz"),
+    )
+
+
+# --- the loop
+
+
+def train_model(
+    data_dir: str | Path,
+    model_path: str | Path,
+    live_dir: str | Path,
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+) -> dict[str, Any]:
+    """Train one model; write the best-on-validation checkpoint to `model_path` and the dvclive
+    log (step/epoch losses, validation curves, gradient-flow images) to `live_dir`."""
+    from dvclive import Live  # heavy import, only when training
+
+    # setup: seed, device, data, model, optimizer, schedule
+    seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
+    data = load_data(data_dir)
+    fixed_len = model_cfg.fixed_len
+    model = TextClassifier(model_cfg, len(data.vocab), data.vocab.pad_id).to(device)
+    optimizer = make_optimizer(model, cfg)
+    steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
+    total_steps = cfg.epochs * steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: get_lr_factor(s, total_steps, cfg)
+    )
+    use_amp = cfg.amp and device.type == "cuda"
+    rng = np.random.default_rng(cfg.seed)
+    evals_at = eval_steps(steps_per_epoch, cfg.evals_per_epoch)
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info("device %s, %d parameters, %d steps/epoch", device, n_params, steps_per_epoch)
+
+    best = {"val_acc": -1.0, "val_loss": float("nan"), "epoch": 0.0, "step": 0}
+    best_state: dict[str, torch.Tensor] | None = None
+    step, samples, train_seconds = 0, 0, 0.0
+    with Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+        for epoch in range(1, cfg.epochs + 1):
+            model.train()
+            batches = train_order(
+                data.train.lengths, cfg.batch_size, rng, cfg.bucketing, cfg.bucket_chunk
+            )
+            epoch_loss = torch.zeros((), device=device)
+            window_loss, window_n = torch.zeros((), device=device), 0
+            started = time.perf_counter()
+            bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", mininterval=1.0)
+            for i, index in enumerate(bar, start=1):
+                # forward / backward on one batch
+                batch = make_batch(data.train, index, data.vocab.pad_id, cfg.max_len, fixed_len)
+                batch = batch.to(device)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    logits = model(batch.ids, batch.lengths)  # (B, C)
+                loss = nn.functional.cross_entropy(logits.float(), batch.labels)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip > 0:
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                if i == len(batches):  # gradient flow, once per epoch, on its last batch
+                    flow = grad_flow(model)
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                samples += len(index)
+                epoch_loss += loss.detach() * len(index)
+                window_loss += loss.detach()
+                window_n += 1
+
+                # per-step loss (averaged over the last log_every steps) and a NaN guard
+                if step % cfg.log_every == 0 or i == len(batches):
+                    mean_loss = (window_loss / window_n).item()
+                    if not math.isfinite(mean_loss):
+                        raise TrainingError(
+                            f"training loss became {mean_loss} at epoch {epoch}, step {step}; "
+                            "lower train.lr or set train.grad_clip"
+                        )
+                    live.step = step
+                    live.log_metric("train/loss", mean_loss)
+                    live.log_metric("train/lr", scheduler.get_last_lr()[0])
+                    bar.set_postfix(loss=f"{mean_loss:.4f}")
+                    window_loss, window_n = torch.zeros((), device=device), 0
+
+                # validation, evals_per_epoch times per epoch; keep the best weights
+                if i in evals_at:
+                    train_seconds += time.perf_counter() - started
+                    preds, val_loss = predict_shard(
+                        model,
+                        data.val,
+                        data.vocab.pad_id,
+                        cfg.max_len,
+                        fixed_len,
+                        cfg.eval_batch_size,
+                        device,
+                    )
+                    val_acc = float((preds == data.val.labels).mean())
+                    position = round(epoch - 1 + i / len(batches), 4)
+                    live.step = step
+                    live.log_metric("val/loss", val_loss)
+                    live.log_metric("val/acc", val_acc)
+                    live.log_metric("epoch", position)
+                    log.info("epoch %.2f: val_loss %.4f val_acc %.4f", position, val_loss, val_acc)
+                    if val_acc > best["val_acc"]:
+                        best = {
+                            "val_acc": val_acc,
+                            "val_loss": val_loss,
+                            "epoch": position,
+                            "step": step,
+                        }
+                        best_state = copy.deepcopy(model.state_dict())
+                    started = time.perf_counter()
+            train_seconds += time.perf_counter() - started
+
+            # end of epoch: epoch loss and the gradient-flow picture
+            live.step = step
+            live.log_metric("train/epoch_loss", (epoch_loss / len(data.train)).item())
+            fig = grad_flow_figure(*flow, title=f"Gradient flow, epoch {epoch}")
+            live.log_image(f"grad_flow/{epoch}.png", fig)
+            fig.clf()
+
+        # finish: restore the best weights, save them, summarize
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        summary = {
+            "best_val_acc": round(best["val_acc"], 6),
+            "best_val_loss": round(best["val_loss"], 6),
+            "best_epoch": best["epoch"],
+            "best_step": best["step"],
+            "epochs": cfg.epochs,
+            "train_seconds": round(train_seconds, 2),
+            "samples_per_s": round(samples / max(train_seconds, 1e-9), 1),
+            "parameters": n_params,
+            "device": device.type,
+        }
+        live.summary["best"] = summary
+        save_checkpoint(
+            model_path,
+            model,
+            data.vocab,
+            {"train_config": to_dict(cfg), "best": summary},
+        )
+    return summary

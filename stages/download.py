@@ -1,0 +1,16 @@
+"""Stage download: AG News from the HuggingFace hub (or data.local_dir CSVs) into the raw dir.
+
+  --out  folder receiving train.jsonl, test.jsonl and source.json (paths.raw_dir)
+"""
+
+from agnews.cli import run_stage
+from agnews.data import download
+
+
+def main(args, cfg) -> None:
+    rows = download(cfg.data.hub_dataset, cfg.data.local_dir, args.out)
+    print(f"download: {rows['train']} train and {rows['test']} test rows -> {args.out}")
+
+
+if __name__ == "__main__":
+    run_stage(main, __doc__, {"--out": "raw data folder (paths.raw_dir)"})
