@@ -23,7 +23,9 @@ def run_stage(
     parser = argparse.ArgumentParser(
         description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+    parser.add_argument(
+        "--params", default="params.yaml", help="params file (default: %(default)s)"
+    )
     for flag, help_text in paths.items():
         parser.add_argument(flag, required=True, help=help_text)
     args = parser.parse_args()

@@ -1,0 +1,43 @@
+"""Shared fixtures: the project's params, the real-data sample, small configs, prepared data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import ROOT, SAMPLE_DIR, TINY, override
+
+from agnews.config import Config, config_from_dict
+
+
+@pytest.fixture
+def params() -> dict:
+    """params.yaml as a plain dict (a fresh copy per test)."""
+    return yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def tiny_config(params) -> Config:
+    return config_from_dict(override(params, TINY))
+
+
+@pytest.fixture(scope="session")
+def prepared_dir(tmp_path_factory) -> Path:
+    """The real-data sample, downloaded (read locally) and prepared once per session."""
+    from agnews.data import download
+    from agnews.dataset import prepare_dataset
+
+    root = tmp_path_factory.mktemp("prepared")
+    download("unused", str(SAMPLE_DIR), root / "raw")
+    prepare_dataset(
+        root / "raw",
+        root / "prepared",
+        root / "prepare.json",
+        root / "hist.csv",
+        min_count=1,
+        val_size=0.2,
+        seed=0,
+        num_workers=1,
+    )
+    return root / "prepared"

@@ -1,0 +1,28 @@
+"""Constants and helpers shared by the tests."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_DIR = ROOT / "tests" / "fixtures" / "ag_news_sample"
+
+TINY = {
+    "model.embedding_dim": 16,
+    "model.hidden_size": 16,
+    "model.head_hidden": 16,
+    "model.flatten_dim": 16,
+    "train.epochs": 1,
+    "train.log_every": 2,
+    "prepare.min_count": 1,
+    "prepare.num_workers": 1,
+}
+
+
+def override(params: dict, overrides: dict) -> dict:
+    out = copy.deepcopy(params)
+    for dotted, value in overrides.items():
+        section, key = dotted.split(".")
+        out[section][key] = value
+    return out

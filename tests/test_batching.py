@@ -1,0 +1,52 @@
+import numpy as np
+
+from agnews.batching import eval_order, make_batch, train_order
+from agnews.shards import shard_from_ids
+
+
+def _shard(lengths):
+    ids = [np.arange(10, 10 + n, dtype=np.int32) for n in lengths]
+    return shard_from_ids(ids, [i % 4 for i in range(len(lengths))])
+
+
+def test_batch_pads_to_longest_and_truncates_to_max_len():
+    shard = _shard([3, 6, 9])
+    b = make_batch(shard, np.array([0, 1, 2]), pad_id=0, max_len=7)
+    assert b.ids.shape == (3, 7)
+    assert b.lengths.tolist() == [3, 6, 7]
+    assert b.ids[0].tolist() == [10, 11, 12, 0, 0, 0, 0]
+    assert b.ids[2].tolist() == list(range(10, 17))
+    assert b.labels.tolist() == [0, 1, 2]
+
+
+def test_fixed_len_gives_constant_width():
+    shard = _shard([3, 6])
+    b = make_batch(shard, np.array([0]), pad_id=0, max_len=256, fixed_len=5)
+    assert b.ids.shape == (1, 5) and b.lengths.tolist() == [3]
+    b = make_batch(shard, np.array([1]), pad_id=0, max_len=256, fixed_len=5)
+    assert b.ids[0].tolist() == [10, 11, 12, 13, 14] and b.lengths.tolist() == [5]
+
+
+def test_train_order_covers_every_row_once_and_is_seeded():
+    lengths = np.random.default_rng(0).integers(3, 60, size=1000)
+    a = train_order(lengths, 32, np.random.default_rng(1), bucketing=True, chunk=5)
+    b = train_order(lengths, 32, np.random.default_rng(1), bucketing=True, chunk=5)
+    assert sorted(np.concatenate(a).tolist()) == list(range(1000))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_bucketing_cuts_padding():
+    lengths = np.random.default_rng(0).integers(3, 120, size=4000)
+
+    def padded(batches):
+        return sum(len(ix) * lengths[ix].max() for ix in batches) / lengths.sum()
+
+    plain = train_order(lengths, 32, np.random.default_rng(1), bucketing=False, chunk=50)
+    bucketed = train_order(lengths, 32, np.random.default_rng(1), bucketing=True, chunk=50)
+    assert padded(bucketed) < 1.1 < 1.5 < padded(plain)
+
+
+def test_eval_order_sorts_by_length():
+    lengths = np.array([5, 2, 9, 2, 7])
+    order = np.concatenate(eval_order(lengths, 2))
+    assert lengths[order].tolist() == sorted(lengths.tolist())

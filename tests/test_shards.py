@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from agnews.errors import DataError
+from agnews.shards import load_shard, save_shard, shard_from_ids, stratified_split
+
+
+def _shard():
+    ids = [np.array([2, 5, 3], np.int32), np.array([2, 6, 7, 8, 3], np.int32), np.array([2, 3])]
+    return shard_from_ids(ids, [0, 3, 1])
+
+
+def test_round_trip(tmp_path):
+    shard = _shard()
+    save_shard(tmp_path / "s.npz", shard)
+    back = load_shard(tmp_path / "s.npz")
+    for field in ("tokens", "offsets", "labels"):
+        np.testing.assert_array_equal(getattr(back, field), getattr(shard, field))
+    assert back.lengths.tolist() == [3, 5, 2]
+    assert back.text_ids(1).tolist() == [2, 6, 7, 8, 3]
+
+
+def test_subset_keeps_texts_and_labels_together():
+    sub = _shard().subset(np.array([2, 0]))
+    assert sub.text_ids(0).tolist() == [2, 3] and sub.text_ids(1).tolist() == [2, 5, 3]
+    assert sub.labels.tolist() == [1, 0]
+
+
+def test_missing_and_corrupt_shards_are_clear_errors(tmp_path):
+    with pytest.raises(DataError, match="missing; run the prepare stage"):
+        load_shard(tmp_path / "nope.npz")
+    (tmp_path / "bad.npz").write_bytes(b"garbage")
+    with pytest.raises(DataError, match=r"bad\.npz: not a valid shard"):
+        load_shard(tmp_path / "bad.npz")
+
+
+def test_stratified_split_is_seeded_disjoint_and_proportional():
+    labels = np.repeat([0, 1, 2, 3], [100, 50, 30, 20])
+    train, val = stratified_split(labels, 0.2, seed=7)
+    assert len(np.intersect1d(train, val)) == 0
+    assert sorted(np.concatenate([train, val]).tolist()) == list(range(200))
+    assert np.bincount(labels[val]).tolist() == [20, 10, 6, 4]
+    again = stratified_split(labels, 0.2, seed=7)
+    np.testing.assert_array_equal(val, again[1])
+    other = stratified_split(labels, 0.2, seed=8)
+    assert not np.array_equal(val, other[1])

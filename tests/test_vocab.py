@@ -1,0 +1,52 @@
+import random
+
+import numpy as np
+import pytest
+
+from agnews.errors import DataError
+from agnews.vocab import SPECIALS, Vocab, build_vocab
+
+
+def _texts():
+    return [["b"] * 3 + ["a"] * 3 + ["c"] * 5 + ["d"] * 2 + ["rare"]]
+
+
+def test_specials_come_first_with_fixed_ids():
+    v = build_vocab(_texts(), min_count=0)
+    assert v.itos[:4] == SPECIALS
+    assert (v.pad_id, v.unk_id, v.bos_id, v.eos_id) == (0, 1, 2, 3)
+
+
+def test_threshold_is_strictly_more_than_min_count():
+    v = build_vocab(_texts(), min_count=2)
+    assert v.itos[4:] == ("c", "a", "b")  # 5, then the 3s alphabetically; d (2) is not > 2
+    assert "d" not in v.stoi and "rare" not in v.stoi
+
+
+def test_order_is_frequency_then_alphabetical_and_independent_of_input_order():
+    words = [w for t in _texts() for w in t]
+    shuffled = []
+    for seed in range(5):
+        random.Random(seed).shuffle(words)
+        shuffled.append(build_vocab([list(words)], min_count=0).itos)
+    assert len(set(shuffled)) == 1
+    assert shuffled[0][4:] == ("c", "a", "b", "d", "rare")
+
+
+def test_encode_wraps_in_bos_eos_and_maps_unknown_words():
+    v = build_vocab(_texts(), min_count=2)
+    ids = v.encode(["c", "zzz", "a"])
+    assert ids.dtype == np.int32
+    assert ids.tolist() == [v.bos_id, v.stoi["c"], v.unk_id, v.stoi["a"], v.eos_id]
+
+
+def test_save_load_round_trip(tmp_path):
+    v = build_vocab(_texts(), min_count=0)
+    v.save(tmp_path / "vocab.json")
+    assert Vocab.load(tmp_path / "vocab.json") == v
+
+
+def test_corrupt_vocab_file_is_a_clear_error(tmp_path):
+    (tmp_path / "vocab.json").write_text("{not json")
+    with pytest.raises(DataError, match=r"vocab\.json: cannot read vocabulary"):
+        Vocab.load(tmp_path / "vocab.json")
