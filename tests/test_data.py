@@ -1,0 +1,126 @@
+"""Reading AG News: the real sample, the hub code path (on a local folder), and bad input."""
+
+import gzip
+import json
+
+import pytest
+from helpers import SAMPLE_DIR
+
+from agnews.data import download, find_split_file, load_hub, read_csv_split, read_raw
+from agnews.errors import DataError
+
+GOOD = '"3","Title","Description"\n"1","T2","D2"\n"2","T3","D3"\n"4","T4","D4"\n'
+
+
+def _write(tmp_path, train: str | bytes, test: str | bytes = GOOD, gz=False):
+    d = tmp_path / "ag"
+    d.mkdir(parents=True, exist_ok=True)
+    for name, body in (("train", train), ("test", test)):
+        data = body.encode() if isinstance(body, str) else body
+        if gz:
+            (d / f"{name}.csv.gz").write_bytes(gzip.compress(data))
+        else:
+            (d / f"{name}.csv").write_bytes(data)
+    return d
+
+
+def test_real_sample_reads_with_hf_text_and_labels():
+    rows = read_csv_split(SAMPLE_DIR / "train.csv.gz")
+    assert len(rows) == 400
+    assert sorted({r.label for r in rows}) == [0, 1, 2, 3]
+    first = rows[0]
+    assert first.label == 2  # class 3 = Business
+    assert first.text.startswith("Wall St. Bears Claw Back Into the Black (Reuters) Reuters - ")
+
+
+def test_download_writes_jsonl_and_source(tmp_path):
+    rows = download("unused", str(SAMPLE_DIR), tmp_path / "raw")
+    assert rows == {"train": 400, "test": 200}
+    source = json.loads((tmp_path / "raw" / "source.json").read_text())
+    assert source["source"] == "local"
+    assert source["splits"]["test"]["per_class"] == [50, 50, 50, 50]
+    assert len(read_raw(tmp_path / "raw", "test")) == 200
+
+
+def test_plain_and_gzip_csv_read_the_same(tmp_path):
+    plain = read_csv_split(find_split_file(_write(tmp_path / "a", GOOD), "train"))
+    gz = read_csv_split(find_split_file(_write(tmp_path / "b", GOOD, gz=True), "train"))
+    assert plain == gz and len(plain) == 4
+    assert plain[0].text == "Title Description"
+
+
+def test_train_file_found_by_prefix(tmp_path):
+    d = _write(tmp_path, GOOD)
+    (d / "train.csv").rename(d / "train_partial.csv")
+    assert find_split_file(d, "train").name == "train_partial.csv"
+
+
+@pytest.mark.parametrize(
+    ("train", "expect"),
+    [
+        ("", r"train\.csv: the split is empty"),
+        ('"1","only two"\n', r"train\.csv: row 1: expected 3 columns .* found 2"),
+        (GOOD + '"2","a","b","c"\n', r"train\.csv: row 5: expected 3 columns .* found 4"),
+        (GOOD + '"5","a","b"\n', r"train\.csv: row 5: class '5' is not one of 1, 2, 3, 4"),
+        (GOOD + '"x","a","b"\n', r"train\.csv: row 5: class 'x'"),
+        ('"1","a","b"\n"2","a","b"\n"3","a","b"\n', r"train\.csv: no rows of class\(es\) Sci/Tech"),
+    ],
+)
+def test_bad_rows_name_file_and_row(tmp_path, train, expect):
+    d = _write(tmp_path, train)
+    with pytest.raises(DataError, match=expect):
+        download("unused", str(d), tmp_path / "raw")
+    assert not (tmp_path / "raw").exists()  # nothing half-written
+
+
+def test_non_utf8_names_the_row(tmp_path):
+    d = _write(tmp_path, GOOD.encode() + b'"1","caf\xe9","x"\n')
+    with pytest.raises(DataError, match=r"train\.csv: row 5: not valid UTF-8"):
+        download("unused", str(d), tmp_path / "raw")
+
+
+def test_truncated_gzip(tmp_path):
+    d = _write(tmp_path, GOOD * 50, gz=True)
+    blob = (d / "train.csv.gz").read_bytes()
+    (d / "train.csv.gz").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(DataError, match=r"train\.csv\.gz: not a valid gzip file"):
+        download("unused", str(d), tmp_path / "raw")
+
+
+def test_missing_files_and_folder(tmp_path):
+    with pytest.raises(DataError, match="is not a directory"):
+        download("unused", str(tmp_path / "nowhere"), tmp_path / "raw")
+    d = _write(tmp_path, GOOD)
+    (d / "test.csv").unlink()
+    with pytest.raises(DataError, match=r"expected one test\.csv or test"):
+        download("unused", str(d), tmp_path / "raw")
+
+
+def test_failed_download_keeps_the_previous_output(tmp_path):
+    good = _write(tmp_path / "good", GOOD)
+    download("unused", str(good), tmp_path / "raw")
+    before = (tmp_path / "raw" / "train.jsonl").read_text()
+    bad = _write(tmp_path / "bad", GOOD + '"9","a","b"\n')
+    with pytest.raises(DataError):
+        download("unused", str(bad), tmp_path / "raw")
+    assert (tmp_path / "raw" / "train.jsonl").read_text() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".raw")] == []
+
+
+def test_hub_path_reads_a_datasets_folder(tmp_path):
+    """The default (hub) code path, fed a local folder that datasets.load_dataset understands."""
+    datasets = pytest.importorskip("datasets")
+    d = tmp_path / "hubcopy"
+    d.mkdir()
+    for split in ("train", "test"):
+        datasets.Dataset.from_dict(
+            {"text": [f"{split} text {i}" for i in range(8)], "label": [0, 1, 2, 3] * 2}
+        ).to_parquet(str(d / f"{split}.parquet"))
+    splits, source = load_hub(str(d))
+    assert source["source"] == "hub" and len(splits["train"]) == 8
+    assert splits["test"][1].label == 1 and splits["test"][1].text == "test text 1"
+
+
+def test_hub_failure_suggests_local_dir(tmp_path):
+    with pytest.raises(DataError, match=r"data\.local_dir"):
+        load_hub(str(tmp_path / "no-such-dataset"))

@@ -1,0 +1,62 @@
+"""The prepare step on the real sample: deterministic, worker-count independent, documented."""
+
+import hashlib
+import json
+
+import numpy as np
+from helpers import SAMPLE_DIR
+
+from agnews.data import download
+from agnews.dataset import length_stats, prepare_dataset
+from agnews.shards import load_shard
+from agnews.vocab import Vocab
+
+
+def _prepare(tmp_path, name, workers=1, min_count=1):
+    root = tmp_path / name
+    download("unused", str(SAMPLE_DIR), root / "raw")
+    metrics = prepare_dataset(
+        root / "raw",
+        root / "out",
+        root / "m.json",
+        root / "h.csv",
+        min_count=min_count,
+        val_size=0.25,
+        seed=3,
+        num_workers=workers,
+    )
+    return root, metrics
+
+
+def _digest(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_outputs_are_identical_across_runs_and_worker_counts(tmp_path):
+    a, _ = _prepare(tmp_path, "a", workers=1)
+    b, _ = _prepare(tmp_path, "b", workers=2)
+    assert _digest(a / "out") == _digest(b / "out")
+    assert (a / "m.json").read_text() == (b / "m.json").read_text()
+
+
+def test_splits_vocab_and_metrics(tmp_path):
+    root, metrics = _prepare(tmp_path, "a", min_count=2)
+    assert metrics["rows"] == {"train": 300, "val": 100, "test": 200}
+    assert json.loads((root / "m.json").read_text()) == metrics
+    vocab = Vocab.load(root / "out" / "vocab.json")
+    assert metrics["vocab_size"] == len(vocab)
+    val = load_shard(root / "out" / "val.npz")
+    assert np.bincount(val.labels).tolist() == [25, 25, 25, 25]  # stratified
+    test = load_shard(root / "out" / "test.npz")
+    assert all(test.text_ids(i)[0] == vocab.bos_id for i in range(len(test)))
+    assert all(test.text_ids(i)[-1] == vocab.eos_id for i in range(len(test)))
+    assert set(metrics["train_length"]["coverage"]) == {"le_40", "le_50", "le_60", "le_70"}
+    hist = (root / "h.csv").read_text().splitlines()
+    assert hist[0] == "length,count"
+    assert sum(int(r.split(",")[1]) for r in hist[1:]) == 300
+
+
+def test_length_stats_coverage():
+    stats = length_stats(np.array([10, 40, 45, 55, 65, 80]))
+    assert stats["coverage"] == {"le_40": 0.3333, "le_50": 0.5, "le_60": 0.6667, "le_70": 0.8333}
+    assert stats["max"] == 80

@@ -1,0 +1,125 @@
+"""Pooling ignores padding: a text's logits do not depend on what it is batched with."""
+
+import dataclasses
+
+import pytest
+import torch
+import yaml
+from helpers import ROOT
+
+from agnews.config import ModelConfig
+from agnews.models import TextClassifier, pool
+from agnews.presets import load_presets, preset_config
+
+VOCAB, PAD = 50, 0
+
+
+def _cfg(tiny_config, **changes) -> ModelConfig:
+    return dataclasses.replace(tiny_config.model, **changes)
+
+
+def _logits_alone_and_padded(model, fixed_len=None):
+    """Logits of a 5-token text run alone vs. batched (padded) beside a 12-token text."""
+    torch.manual_seed(0)
+    short = torch.randint(1, VOCAB, (5,))
+    long = torch.randint(1, VOCAB, (12,))
+    width = fixed_len or 5
+    alone = torch.full((1, width), PAD)
+    alone[0, :5] = short
+    width = fixed_len or 12
+    batch = torch.full((2, width), PAD)
+    batch[0, :5] = short
+    batch[1, : min(12, width)] = long[:width]
+    model.eval()
+    with torch.no_grad():
+        a = model(alone, torch.tensor([5]))
+        b = model(batch, torch.tensor([5, min(12, width)]))
+    return a[0], b[0]
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("bidirectional", ["none", "all", "top"])
+@pytest.mark.parametrize("pooling", ["max", "mean", "last", "max+mean+last"])
+def test_padding_does_not_change_pooled_result(tiny_config, cell, bidirectional, pooling):
+    cfg = _cfg(tiny_config, cell=cell, bidirectional=bidirectional, pooling=pooling, layers=2)
+    torch.manual_seed(1)
+    a, b = _logits_alone_and_padded(TextClassifier(cfg, VOCAB, PAD))
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("bidirectional", ["none", "all"])
+def test_flatten_sees_zeros_past_the_text_end(tiny_config, bidirectional):
+    cfg = _cfg(
+        tiny_config,
+        cell="lstm",
+        bidirectional=bidirectional,
+        pooling="flatten+mean+max",
+        fixed_len=8,
+    )
+    torch.manual_seed(1)
+    a, b = _logits_alone_and_padded(TextClassifier(cfg, VOCAB, PAD), fixed_len=8)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_pool_modes_on_a_hand_made_tensor():
+    out = torch.tensor([[[1.0, -1.0], [3.0, -3.0], [0.0, 0.0]]])  # (B=1, T=3, D=2), 1 pad
+    lengths = torch.tensor([2])
+    assert pool(out, lengths, "max", False).tolist() == [[3.0, -1.0]]
+    assert pool(out, lengths, "mean", False).tolist() == [[2.0, -2.0]]
+    assert pool(out, lengths, "last", False).tolist() == [[3.0, -3.0]]
+    # bidirectional: forward half from the last real token, backward half from position 0
+    assert pool(out, lengths, "last", True).tolist() == [[3.0, -1.0]]
+    assert pool(out, lengths, "flatten", False).tolist() == [[1.0, -1.0, 3.0, -3.0, 0.0, 0.0]]
+    neg = torch.tensor([[[-5.0], [-7.0], [0.0]]])
+    assert pool(neg, lengths, "max", False).tolist() == [[-5.0]]  # padding's 0 is not the max
+
+
+def test_head_concat_pooled_widens_second_layer(tiny_config):
+    cfg = _cfg(tiny_config, head_layers=2, head_concat_pooled=True, hidden_size=8, head_hidden=6)
+    model = TextClassifier(cfg, VOCAB, PAD)
+    assert model.head[1][1].in_features == 6 + 8
+
+
+def test_notebook_best_shapes(tiny_config):
+    cfg = _cfg(
+        tiny_config,
+        cell="lstm",
+        layers=2,
+        bidirectional="all",
+        pooling="flatten+mean+max",
+        fixed_len=70,
+        hidden_size=8,
+        flatten_dim=32,
+    )
+    model = TextClassifier(cfg, VOCAB, PAD)
+    assert model.flatten_proj[1].in_features == 70 * 16  # fixed_len * 2H
+    assert model.pooled_dim == 32 + 16 + 16  # flatten_dim + mean(2H) + max(2H)
+
+
+PRESETS = load_presets(ROOT / "presets.yaml")
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_builds_and_trains_one_step(params, name):
+    cfg = preset_config(PRESETS, name, params).model
+    torch.manual_seed(0)
+    model = TextClassifier(cfg, 300, PAD)
+    width = cfg.fixed_len or 20
+    ids = torch.randint(1, 300, (4, width))
+    lengths = torch.tensor([width, width - 3, 5, 3])
+    ids[1, width - 3 :] = PAD
+    ids[2, 5:] = PAD
+    ids[3, 3:] = PAD
+    logits = model(ids, lengths)
+    assert logits.shape == (4, 4)
+    loss = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 2, 3]))
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_presets_file_documents_every_preset():
+    raw = yaml.safe_load((ROOT / "presets.yaml").read_text())
+    for name, preset in raw.items():
+        assert preset["notebook"].startswith("In ["), name
+        assert isinstance(preset["notebook_acc"], float), name
