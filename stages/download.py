@@ -1,13 +1,16 @@
 """Stage download: AG News from the HuggingFace hub (or data.local_dir CSVs) into the raw dir.
 
-  --out  folder receiving train.jsonl, test.jsonl and source.json (paths.raw_dir)
+--out  folder receiving train.jsonl, test.jsonl and source.json (paths.raw_dir)
 """
 
+from argparse import Namespace
+
 from agnews.cli import run_stage
+from agnews.config import Config
 from agnews.data import download
 
 
-def main(args, cfg) -> None:
+def main(args: Namespace, cfg: Config) -> None:
     rows = download(cfg.data.hub_dataset, cfg.data.local_dir, args.out)
     print(f"download: {rows['train']} train and {rows['test']} test rows -> {args.out}")
 

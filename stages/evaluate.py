@@ -1,16 +1,19 @@
 """Stage evaluate: score the test split once with the checkpoint selected on validation.
 
-  --model      train's checkpoint (paths.model)
-  --data       prepare's folder (paths.prepared_dir)
-  --metrics    metrics JSON: accuracy, macro-F1, per-class scores, the run's key params
-  --confusion  CSV of (actual, predicted) per test text, for the confusion-matrix plot
+--model      train's checkpoint (paths.model)
+--data       prepare's folder (paths.prepared_dir)
+--metrics    metrics JSON: accuracy, macro-F1, per-class scores, the run's key params
+--confusion  CSV of (actual, predicted) per test text, for the confusion-matrix plot
 """
 
+from argparse import Namespace
+
 from agnews.cli import run_stage
+from agnews.config import Config
 from agnews.evaluation import evaluate_checkpoint
 
 
-def main(args, cfg) -> None:
+def main(args: Namespace, cfg: Config) -> None:
     m = evaluate_checkpoint(
         args.model, args.data, args.metrics, args.confusion, cfg.evaluate.batch_size
     )

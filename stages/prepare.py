@@ -1,16 +1,19 @@
 """Stage prepare: tokenize once, carve validation from train, build the vocabulary, cache shards.
 
-  --raw          download's folder (paths.raw_dir)
-  --out          folder receiving vocab.json and {train,val,test}.npz (paths.prepared_dir)
-  --metrics      JSON with vocabulary size, split sizes and the length coverage table
-  --length-hist  CSV of the train text-length histogram (a DVC plot)
+--raw          download's folder (paths.raw_dir)
+--out          folder receiving vocab.json and {train,val,test}.npz (paths.prepared_dir)
+--metrics      JSON with vocabulary size, split sizes and the length coverage table
+--length-hist  CSV of the train text-length histogram (a DVC plot)
 """
 
+from argparse import Namespace
+
 from agnews.cli import run_stage
+from agnews.config import Config
 from agnews.dataset import prepare_dataset
 
 
-def main(args, cfg) -> None:
+def main(args: Namespace, cfg: Config) -> None:
     p = cfg.prepare
     metrics = prepare_dataset(
         raw_dir=args.raw,

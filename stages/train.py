@@ -1,15 +1,18 @@
 """Stage train: fit the model described by params `model` with params `train`.
 
-  --data   prepare's folder (paths.prepared_dir)
-  --model  checkpoint path, the weights with the best validation accuracy (paths.model)
-  --live   dvclive folder: losses, validation curves, gradient-flow images (paths.train_live_dir)
+--data   prepare's folder (paths.prepared_dir)
+--model  checkpoint path, the weights with the best validation accuracy (paths.model)
+--live   dvclive folder: losses, validation curves, gradient-flow images (paths.train_live_dir)
 """
 
+from argparse import Namespace
+
 from agnews.cli import run_stage
+from agnews.config import Config
 from agnews.training import train_model
 
 
-def main(args, cfg) -> None:
+def main(args: Namespace, cfg: Config) -> None:
     best = train_model(args.data, args.model, args.live, cfg.model, cfg.train)
     print(
         f"train: best validation accuracy {best['best_val_acc']:.4f} at epoch "
