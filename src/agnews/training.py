@@ -221,7 +221,7 @@ def train_model(
             "parameters": n_params,
             "device": device.type,
         }
-        live.summary["best"] = summary
+        live.summary.update(summary)  # flat keys: dvc exp show columns best_val_acc, ...
         save_checkpoint(
             model_path,
             model,
