@@ -3,6 +3,7 @@
 --data   prepare's folder (paths.prepared_dir)
 --model  checkpoint path, the weights with the best validation accuracy (paths.model)
 --live   dvclive folder: losses, validation curves, gradient-flow images (paths.train_live_dir)
+--state  resumable training state, used with train.resume (paths.train_state)
 """
 
 from argparse import Namespace
@@ -13,7 +14,7 @@ from agnews.training import train_model
 
 
 def main(args: Namespace, cfg: Config) -> None:
-    best = train_model(args.data, args.model, args.live, cfg.model, cfg.train)
+    best = train_model(args.data, args.model, args.live, cfg.model, cfg.train, args.state)
     print(
         f"train: best validation accuracy {best['best_val_acc']:.4f} at epoch "
         f"{best['best_epoch']}, {best['samples_per_s']:.0f} samples/s on {best['device']}"
@@ -28,5 +29,6 @@ if __name__ == "__main__":
             "--data": "prepared data folder (paths.prepared_dir)",
             "--model": "checkpoint path (paths.model)",
             "--live": "dvclive folder (paths.train_live_dir)",
+            "--state": "resumable training state (paths.train_state)",
         },
     )

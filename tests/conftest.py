@@ -41,3 +41,17 @@ def prepared_dir(tmp_path_factory) -> Path:
         num_workers=1,
     )
     return root / "prepared"
+
+
+@pytest.fixture(scope="session")
+def trained_model(prepared_dir, tmp_path_factory) -> Path:
+    """A tiny model trained for one epoch on the prepared sample (checkpoint path)."""
+    import yaml as _yaml
+
+    from agnews.training import train_model
+
+    raw = _yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    cfg = config_from_dict(override(raw, TINY))
+    out = tmp_path_factory.mktemp("trained")
+    train_model(prepared_dir, out / "model.pt", out / "live", cfg.model, cfg.train)
+    return out / "model.pt"

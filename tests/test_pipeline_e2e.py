@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -145,3 +147,95 @@ def test_invalid_param_fails_fast_and_lists_choices(project):
     assert "model.cell: 'transformer' is invalid; expected one of rnn, gru, lstm" in (
         bad.stdout + bad.stderr
     )
+
+
+def _set_params(project: Path, **values) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    for dotted, value in values.items():
+        section, key = dotted.split("__")
+        params[section][key] = value
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def _start_repro(project: Path) -> subprocess.Popen:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "dvc", "repro"],
+        cwd=project,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, f"finished before {path} appeared:\n{proc.stdout.read()}"
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def test_killed_training_is_rerun_and_resumes_to_the_same_result(project):
+    """SIGINT and SIGKILL mid-training leave nothing DVC accepts; with train.resume the rerun
+    continues from the last complete epoch and ends with the uninterrupted run's metrics."""
+    _run(["git", "checkout", "-q", "--", "params.yaml"], project)
+    _set_params(project, train__epochs=12, train__resume=True, train__log_every=1)
+    _dvc(project, "repro")  # the uninterrupted reference
+    reference = (project / "metrics" / "test.json").read_text()
+    model = project / "models" / "model.pt"
+    state = project / "models" / "train_state.pt"
+    assert model.exists() and not state.exists()
+
+    # SIGINT (Ctrl-C) while the first epoch runs
+    _set_params(project, train__epochs=12, train__resume=True, train__log_every=1, train__lr=0.0011)
+    proc = _start_repro(project)
+    _wait_for(project / "dvclive" / "train" / "plots" / "metrics" / "train" / "loss.tsv", proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=120) != 0
+    assert not model.exists()
+    assert "train" in _dvc(project, "status").stdout
+
+    # SIGKILL after a complete epoch: the saved state survives, the checkpoint does not exist
+    _set_params(project, train__epochs=12, train__resume=True, train__log_every=1, train__lr=0.001)
+    proc = _start_repro(project)
+    _wait_for(state, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert not model.exists()
+    assert "train" in _dvc(project, "status").stdout
+
+    rerun = _dvc(project, "repro")
+    assert _stages_run(rerun) == ["train", "evaluate"]
+    assert "resuming after epoch" in rerun.stdout + rerun.stderr
+    assert (project / "metrics" / "test.json").read_text() == reference
+    assert not state.exists()
+
+
+def test_two_queued_experiments_run_at_once_without_interfering(project):
+    _run(["git", "checkout", "-q", "--", "params.yaml"], project)
+    for cell in ("gru", "lstm"):
+        _dvc(project, "exp", "run", "--queue", "-n", f"q-{cell}", "-S", f"model.cell={cell}")
+    _dvc(project, "queue", "start", "-j", "2")
+    deadline = time.monotonic() + 480
+    while True:
+        status = _dvc(project, "queue", "status").stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(2)
+    assert status.count("Success") >= 2, status
+    shown = json.loads(_dvc(project, "exp", "show", "--json").stdout)
+    runs = {}
+    for entry in shown:
+        for exp in [e for x in entry.get("experiments") or [] for e in x["revs"]]:
+            if exp.get("name") in ("q-gru", "q-lstm"):
+                runs[exp["name"]] = exp["data"]
+    assert set(runs) == {"q-gru", "q-lstm"}
+    for name, data in runs.items():
+        cell = name.removeprefix("q-")
+        assert data["params"]["params.yaml"]["data"]["model"]["cell"] == cell
+        test_metrics = data["metrics"]["metrics/test.json"]["data"]
+        assert test_metrics["run"]["cell"] == cell  # each result came from its own run

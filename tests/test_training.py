@@ -37,14 +37,18 @@ def test_train_writes_checkpoint_and_dvclive_log(tmp_path, prepared_dir, tiny_co
 
 
 def test_same_seed_same_checkpoint_and_metrics_on_cpu(tmp_path, prepared_dir, tiny_config):
-    runs = []
+    """Two runs: byte-identical checkpoint file, metrics JSON and confusion rows."""
+    digests = []
     for name in ("a", "b"):
-        out, summary = _train(tmp_path, prepared_dir, tiny_config, name)
-        state = torch.load(out / "model.pt", weights_only=True)["model_state"]
-        digest = hashlib.sha256(b"".join(t.numpy().tobytes() for t in state.values())).hexdigest()
-        m = evaluate_checkpoint(out / "model.pt", prepared_dir, out / "m.json", out / "c.csv", 64)
-        runs.append((digest, summary["best_val_acc"], m["accuracy"], (out / "c.csv").read_bytes()))
-    assert runs[0] == runs[1]
+        out, _ = _train(tmp_path, prepared_dir, tiny_config, name)
+        evaluate_checkpoint(out / "model.pt", prepared_dir, out / "m.json", out / "c.csv", 64)
+        digests.append(
+            [
+                hashlib.sha256((out / f).read_bytes()).hexdigest()
+                for f in ("model.pt", "m.json", "c.csv")
+            ]
+        )
+    assert digests[0] == digests[1]
 
 
 def test_checkpoint_rebuilds_its_own_model(tmp_path, prepared_dir, tiny_config):
@@ -98,3 +102,62 @@ def test_eval_steps_spread_over_the_epoch():
     assert eval_steps(100, 2) == {50, 100}
     assert eval_steps(7, 3) == {3, 5, 7}
     assert eval_steps(2, 5) == {1, 2}
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(
+    tmp_path, prepared_dir, tiny_config, monkeypatch
+):
+    cfg = dataclasses.replace(
+        tiny_config.train, epochs=3, resume=True, lr_schedule="cosine", log_every=1
+    )
+    model_cfg = dataclasses.replace(tiny_config.model, embedding_dropout=0.2)
+
+    def run(name):
+        out = tmp_path / name
+        s = train_model(
+            prepared_dir, out / "model.pt", out / "live", model_cfg, cfg, out / "state.pt"
+        )
+        return out, s
+
+    ref, ref_summary = run("ref")
+    assert not (ref / "state.pt").exists()  # deleted once training finished
+
+    # interrupt the second run in the middle of epoch 2
+    calls = {"n": 0}
+    original = TextClassifier.forward
+
+    def interrupt(self, ids, lengths):
+        calls["n"] += 1
+        if self.training and calls["n"] == 14:  # 10 train batches + 2 evals per epoch
+            raise KeyboardInterrupt
+        return original(self, ids, lengths)
+
+    monkeypatch.setattr(TextClassifier, "forward", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        run("cut")
+    monkeypatch.setattr(TextClassifier, "forward", original)
+    cut = tmp_path / "cut"
+    assert not (cut / "model.pt").exists() and (cut / "state.pt").exists()
+    assert torch.load(cut / "state.pt", weights_only=True)["epoch"] == 1
+
+    _, resumed_summary = run("cut")
+    a = torch.load(ref / "model.pt", weights_only=True)
+    b = torch.load(cut / "model.pt", weights_only=True)
+    for key, tensor in a["model_state"].items():
+        assert torch.equal(tensor, b["model_state"][key]), key
+    assert a["best"] == b["best"]
+    assert resumed_summary["best_val_acc"] == ref_summary["best_val_acc"]
+    for tsv in ("val/acc.tsv", "train/loss.tsv", "train/epoch_loss.tsv"):
+        ref_rows = (ref / "live/plots/metrics" / tsv).read_text()
+        assert (cut / "live/plots/metrics" / tsv).read_text() == ref_rows, tsv
+
+
+def test_state_of_other_params_is_ignored(tmp_path, prepared_dir, tiny_config, caplog):
+    cfg = dataclasses.replace(tiny_config.train, epochs=1, resume=True)
+    out = tmp_path / "r"
+    state = out / "state.pt"
+    out.mkdir()
+    torch.save({"identity": {"model": {}, "train": {}, "data": {}}, "epoch": 5}, state)
+    train_model(prepared_dir, out / "model.pt", out / "live", tiny_config.model, cfg, state)
+    assert "belongs to other params or data" in caplog.text
+    assert (out / "model.pt").exists() and not state.exists()

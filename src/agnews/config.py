@@ -31,6 +31,7 @@ class PathsConfig:
     length_hist: str  # text-length histogram (DVC plot data)
     model: str  # the checkpoint selected on validation accuracy
     train_live_dir: str  # dvclive directory of the train stage
+    train_state: str  # resumable training state (train.resume), deleted when training ends
     test_metrics: str  # evaluate's metrics JSON
     confusion: str  # evaluate's (actual, predicted) rows for the confusion-matrix plot
 
@@ -128,6 +129,7 @@ class TrainConfig:
     seed: int
     device: Literal["auto", "cpu", "cuda"]
     amp: bool  # bf16 autocast on CUDA; ignored on CPU
+    resume: bool  # save state every epoch; a rerun continues after the last complete epoch
 
     def __post_init__(self) -> None:
         for key in (

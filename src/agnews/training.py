@@ -7,6 +7,7 @@ weights with the best validation accuracy; the test split is never touched here.
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import math
 import time
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from agnews.atomic import atomic_path
 from agnews.batching import make_batch, train_order
 from agnews.checkpoints import save_checkpoint
 from agnews.config import ModelConfig, TrainConfig, to_dict
@@ -74,6 +76,50 @@ def grad_flow(model: nn.Module) -> tuple[list[str], list[float], list[float]]:
     return names, means, maxes
 
 
+def run_identity(data_dir: str | Path, model_cfg: ModelConfig, cfg: TrainConfig) -> dict:
+    """What a saved training state must match to be resumed: configs and data digests."""
+    data_dir = Path(data_dir)
+    digests = {
+        name: hashlib.sha256((data_dir / name).read_bytes()).hexdigest()
+        for name in ("vocab.json", "train.npz", "val.npz")
+    }
+    train = {k: v for k, v in to_dict(cfg).items() if k != "resume"}
+    return {"model": to_dict(model_cfg), "train": train, "data": digests}
+
+
+def save_train_state(path: str | Path, state: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_train_state(path: str | Path, identity: dict) -> dict | None:
+    """The saved state at `path` if it belongs to this very run (same configs and data)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a corrupt state is not worth failing for: start over
+        log.warning("ignoring unreadable training state %s: %s", path, exc)
+        return None
+    if state.get("identity") != identity:
+        log.warning("ignoring training state %s: it belongs to other params or data", path)
+        return None
+    return state
+
+
+def trim_live_log(live_dir: str | Path, step: int) -> None:
+    """Drop dvclive rows logged after `step` (the interrupted epoch) before resuming."""
+    for tsv in Path(live_dir, "plots", "metrics").rglob("*.tsv"):
+        lines = tsv.read_text(encoding="utf-8").splitlines(keepends=True)
+        header, rows = lines[:1], lines[1:]
+        col = header[0].rstrip("\n").split("\t").index("step") if header else 0
+        kept = [r for r in rows if int(r.split("\t")[col]) <= step]
+        if len(kept) != len(rows):
+            with atomic_path(tsv) as tmp:
+                tmp.write_text("".join(header + kept), encoding="utf-8")
+
+
 @dataclass
 class Data:
     vocab: Vocab
@@ -99,9 +145,16 @@ def train_model(
     live_dir: str | Path,
     model_cfg: ModelConfig,
     cfg: TrainConfig,
+    state_path: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train one model; write the best-on-validation checkpoint to `model_path` and the dvclive
-    log (step/epoch losses, validation curves, gradient-flow images) to `live_dir`."""
+    log (step/epoch losses, validation curves, gradient-flow images) to `live_dir`.
+
+    With `cfg.resume`, the complete training state is saved to `state_path` after every epoch,
+    and a run that finds a state of the same config and data there continues after its last
+    complete epoch (the state is deleted once the final checkpoint is written). On CPU the
+    resumed run ends with the same weights and metrics as an uninterrupted one.
+    """
     from dvclive import Live  # heavy import, only when training
 
     # setup: seed, device, data, model, optimizer, schedule
@@ -124,9 +177,23 @@ def train_model(
 
     best = {"val_acc": -1.0, "val_loss": float("nan"), "epoch": 0.0, "step": 0}
     best_state: dict[str, torch.Tensor] | None = None
-    step, samples, train_seconds = 0, 0, 0.0
-    with Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None) as live:
-        for epoch in range(1, cfg.epochs + 1):
+    step, samples, train_seconds, start_epoch = 0, 0, 0.0, 1
+    identity = run_identity(data_dir, model_cfg, cfg)
+    state = load_train_state(state_path, identity) if cfg.resume and state_path else None
+    if state is not None:
+        model.load_state_dict(state["model_state"])
+        optimizer.load_state_dict(state["optimizer_state"])
+        scheduler.load_state_dict(state["scheduler_state"])
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        best, best_state = state["best"], state["best_state"]
+        step, samples, train_seconds = state["step"], state["samples"], state["train_seconds"]
+        start_epoch = state["epoch"] + 1
+        trim_live_log(live_dir, step)
+        log.info("resuming after epoch %d (step %d) from %s", state["epoch"], step, state_path)
+    live_args = {"dvcyaml": False, "save_dvc_exp": False, "report": None}
+    with Live(str(live_dir), resume=state is not None, **live_args) as live:
+        for epoch in range(start_epoch, cfg.epochs + 1):
             model.train()
             batches = train_order(
                 data.train.lengths, cfg.batch_size, rng, cfg.bucketing, cfg.bucket_chunk
@@ -205,7 +272,25 @@ def train_model(
             live.log_metric("train/epoch_loss", (epoch_loss / len(data.train)).item())
             fig = grad_flow_figure(*flow, title=f"Gradient flow, epoch {epoch}")
             live.log_image(f"grad_flow/{epoch}.png", fig)
-            fig.clf()
+            live.make_summary()
+            if cfg.resume and state_path:
+                save_train_state(
+                    state_path,
+                    {
+                        "identity": identity,
+                        "epoch": epoch,
+                        "step": step,
+                        "samples": samples,
+                        "train_seconds": train_seconds,
+                        "model_state": model.state_dict(),
+                        "optimizer_state": optimizer.state_dict(),
+                        "scheduler_state": scheduler.state_dict(),
+                        "numpy_rng": rng.bit_generator.state,
+                        "torch_rng": torch.get_rng_state(),
+                        "best": best,
+                        "best_state": best_state,
+                    },
+                )
 
         # finish: restore the best weights, save them, summarize
         if best_state is not None:
@@ -222,10 +307,13 @@ def train_model(
             "device": device.type,
         }
         live.summary.update(summary)  # flat keys: dvc exp show columns best_val_acc, ...
+        # the checkpoint holds no timings, so identical runs give identical files
+        selected = {
+            k: summary[k] for k in ("best_val_acc", "best_val_loss", "best_epoch", "best_step")
+        }
         save_checkpoint(
-            model_path,
-            model,
-            data.vocab,
-            {"train_config": to_dict(cfg), "best": summary},
+            model_path, model, data.vocab, {"train_config": to_dict(cfg), "best": selected}
         )
+    if state_path:
+        Path(state_path).unlink(missing_ok=True)
     return summary
