@@ -170,12 +170,28 @@ def _start_repro(project: Path) -> subprocess.Popen:
     )
 
 
-def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+def _wait_until(cond, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert proc.poll() is None, f"finished before {path} appeared:\n{proc.stdout.read()}"
-        assert time.monotonic() < deadline, f"{path} never appeared"
+    while not cond():
+        assert proc.poll() is None, f"finished before {what}:\n{proc.stdout.read()}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
+
+
+def _training_started(project: Path, since: float):
+    """True once this run's train stage is logging: DVC removed the old checkpoint and dvclive
+    wrote a fresh loss curve."""
+    loss = project / "dvclive" / "train" / "plots" / "metrics" / "train" / "loss.tsv"
+
+    def cond():
+        if (project / "models" / "model.pt").exists():
+            return False
+        try:
+            return loss.stat().st_mtime >= since
+        except FileNotFoundError:
+            return False
+
+    return cond
 
 
 def test_killed_training_is_rerun_and_resumes_to_the_same_result(project):
@@ -191,8 +207,9 @@ def test_killed_training_is_rerun_and_resumes_to_the_same_result(project):
 
     # SIGINT (Ctrl-C) while the first epoch runs
     _set_params(project, train__epochs=12, train__resume=True, train__log_every=1, train__lr=0.0011)
+    since = time.time()
     proc = _start_repro(project)
-    _wait_for(project / "dvclive" / "train" / "plots" / "metrics" / "train" / "loss.tsv", proc)
+    _wait_until(_training_started(project, since), proc, "training to start")
     os.killpg(proc.pid, signal.SIGINT)
     assert proc.wait(timeout=120) != 0
     assert not model.exists()
@@ -201,7 +218,7 @@ def test_killed_training_is_rerun_and_resumes_to_the_same_result(project):
     # SIGKILL after a complete epoch: the saved state survives, the checkpoint does not exist
     _set_params(project, train__epochs=12, train__resume=True, train__log_every=1, train__lr=0.001)
     proc = _start_repro(project)
-    _wait_for(state, proc)
+    _wait_until(state.exists, proc, "the first epoch's saved state")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
     assert not model.exists()
