@@ -1,3 +1,9 @@
+import re
+
+from helpers import SAMPLE_DIR
+from nltk.tokenize import word_tokenize
+
+from agnews.data import read_csv_split
 from agnews.text import normalize, tokenize, tokenize_all
 
 
@@ -21,5 +27,35 @@ def test_tokenize_uses_nltk_treebank_words():
 def test_tokenize_all_is_the_same_for_any_worker_count():
     texts = [f"Text number {i}, about Sports & Business." for i in range(50)]
     one = tokenize_all(texts, num_workers=1, chunk_size=7)
-    two = tokenize_all(texts, num_workers=2, chunk_size=7)
+    two = tokenize_all(texts, num_workers=2, chunk_size=7, min_per_worker=1)
     assert one == two == [tokenize(t) for t in texts]
+
+
+TRICKY = [
+    "I cannot believe they're gonna win -- wanna bet? Gimme a break, lemme see, gotta go.",
+    "“Quoted” text, it’s fine… – en dash — em dash ‘single’ «guillemets» „low“",
+    "Prices: $5.50/share (up 3%); e-mail: x@y.com #hashtag & <b>html</b> [1] {2}",
+    "Tabs\tand\nnewlines and  double  spaces, \\band backslash, A.B.C. Ph.D.",
+    "Unicode: café naïve résumé Zürich 東京 مرحبا 123abc abc123 ½",
+]
+
+
+def test_fast_tokenize_equals_nltk_on_the_real_sample_and_tricky_text():
+    """The per-word fast path gives exactly nltk's output on the whole text."""
+    texts = TRICKY + [e.text for s in ("train", "test") for e in _sample(s)]
+    for text in texts:
+        assert tokenize(text) == word_tokenize(normalize(text), preserve_line=True), text
+
+
+def test_every_contraction_nltk_splits_is_handled():
+    # every plain-word rule of nltk's contraction lists, found by asking nltk itself
+    from nltk.tokenize.destructive import NLTKWordTokenizer
+
+    for pattern in NLTKWordTokenizer.CONTRACTIONS2 + NLTKWordTokenizer.CONTRACTIONS3:
+        word = "".join(re.findall(r"\(([a-z']+)\)", pattern.pattern))
+        if word.isalnum():
+            assert tokenize(word) == word_tokenize(word, preserve_line=True) != [word]
+
+
+def _sample(split):
+    return read_csv_split(SAMPLE_DIR / f"{split}.csv.gz")

@@ -33,8 +33,10 @@ def save_checkpoint(path: str | Path, model: TextClassifier, vocab: Vocab, extra
         "class_names": list(CLASS_NAMES),
         **extra,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # through a file object: torch.save names its zip records after a path, which would make
+    # the bytes depend on the temporary file's random name
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)
 
 
 def load_checkpoint(path: str | Path, device: torch.device) -> tuple[TextClassifier, dict]:

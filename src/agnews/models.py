@@ -5,8 +5,10 @@
     flatten, all blind to padding) -> (B, P) -> head: [tanh -> Linear -> dropout] x head_layers
     -> tanh -> Linear -> (B, num_classes)
 
-The recurrent layers run on packed sequences, so padding never enters a recurrence (the backward
-direction of a bidirectional layer starts at the last real token, not at the padding).
+Padding never enters a recurrence: bidirectional encoders run on packed sequences (the backward
+direction starts at the last real token, not at the padding); left-to-right encoders run on the
+padded batch, where real positions cannot see the padding after them, and padded positions are
+zeroed. Either way a text's result does not depend on what it is batched with.
 """
 
 from __future__ import annotations
@@ -51,6 +53,16 @@ class RecurrentEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, total_length: int) -> torch.Tensor:
         # x: (B, T, E); lengths: (B,) on the CPU
+        if not any(layer.bidirectional for layer in self.layers):
+            # Left-to-right only: a real position never sees the padding after it, so run on the
+            # padded batch (faster than packing) and zero the padded positions afterwards.
+            h = x
+            for i, layer in enumerate(self.layers):
+                if i > 0:
+                    h = self.dropout(self.activation(h))
+                h, _ = layer(h)  # (B, T, H)
+            mask = padding_mask(lengths, h.shape[1], h.device)  # (B, T)
+            return h * mask[:, :, None]
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         for i, layer in enumerate(self.layers):
             if i > 0:

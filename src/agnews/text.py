@@ -1,21 +1,33 @@
 """The notebook's text preprocessing: lower-case, strip string.punctuation, nltk word_tokenize.
 
 `word_tokenize(..., preserve_line=True)` skips sentence splitting, so no punkt model is needed.
-Tokenization runs once, in the prepare stage, in parallel; the output does not depend on the
-number of workers (chunks are mapped in order).
+Tokenization runs once, in the prepare stage, optionally in parallel; the output does not depend
+on the number of workers (chunks are mapped in order).
+
+Speed without changing the output: once ASCII punctuation is stripped, none of nltk's Treebank
+rules looks across whitespace, so tokenizing each whitespace-separated word on its own gives
+the same tokens as tokenizing the whole text (checked on all 18,029 real texts available here,
+and in the tests). Words of plain ASCII letters and digits pass through nltk unchanged except the
+few contractions it splits ("cannot" -> "can not", ...), so only the other words go to nltk,
+each distinct word once (memoized).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import string
 from collections.abc import Sequence
+from functools import lru_cache
 from multiprocessing import get_context
 
 from nltk.tokenize import word_tokenize
 from tqdm import tqdm
 
 _STRIP_PUNCTUATION = str.maketrans("", "", string.punctuation)
+_PLAIN_WORD = re.compile(r"[a-z0-9]+")
+# Plain words nltk's contraction rules split (NLTKWordTokenizer.CONTRACTIONS2 without quotes).
+_NLTK_SPLITS = frozenset({"cannot", "gimme", "gonna", "gotta", "lemme", "wanna"})
 
 
 def normalize(text: str) -> str:
@@ -23,9 +35,20 @@ def normalize(text: str) -> str:
     return text.lower().translate(_STRIP_PUNCTUATION)
 
 
+@lru_cache(maxsize=1 << 20)
+def _nltk_word(word: str) -> tuple[str, ...]:
+    return tuple(word_tokenize(word, preserve_line=True))
+
+
 def tokenize(text: str) -> list[str]:
-    """Words of `text` after `normalize`, as nltk's Treebank tokenizer splits them."""
-    return word_tokenize(normalize(text), preserve_line=True)
+    """Words of `text` after `normalize`, exactly as nltk's `word_tokenize` splits them."""
+    out: list[str] = []
+    for word in normalize(text).split():
+        if word in _NLTK_SPLITS or not _PLAIN_WORD.fullmatch(word):
+            out.extend(_nltk_word(word))
+        else:
+            out.append(word)
+    return out
 
 
 def _tokenize_chunk(texts: Sequence[str]) -> list[list[str]]:
@@ -43,10 +66,19 @@ def resolve_workers(num_workers: int) -> int:
 
 
 def tokenize_all(
-    texts: Sequence[str], num_workers: int = 1, chunk_size: int = 2000, desc: str = "tokenize"
+    texts: Sequence[str],
+    num_workers: int = 1,
+    chunk_size: int = 10_000,
+    min_per_worker: int = 50_000,
+    desc: str = "tokenize",
 ) -> list[list[str]]:
-    """Tokenize every text, in order, with `num_workers` processes (0 = all cores)."""
-    workers = resolve_workers(num_workers)
+    """Tokenize every text, in order, with up to `num_workers` processes (0 = all cores).
+
+    A worker process costs about a second to start (it imports nltk), more than it saves on
+    fewer than `min_per_worker` texts, so smaller inputs use fewer workers. The result is the
+    same for any number of workers.
+    """
+    workers = min(resolve_workers(num_workers), 1 + len(texts) // max(1, min_per_worker))
     chunks = [texts[i : i + chunk_size] for i in range(0, len(texts), chunk_size)]
     out: list[list[str]] = []
     bar = tqdm(total=len(texts), desc=desc, unit="doc", mininterval=1.0)
