@@ -27,7 +27,7 @@ def test_tokenize_uses_nltk_treebank_words():
 def test_tokenize_all_is_the_same_for_any_worker_count():
     texts = [f"Text number {i}, about Sports & Business." for i in range(50)]
     one = tokenize_all(texts, num_workers=1, chunk_size=7)
-    two = tokenize_all(texts, num_workers=2, chunk_size=7, min_per_worker=1)
+    two = tokenize_all(texts, num_workers=2, chunk_size=7)
     assert one == two == [tokenize(t) for t in texts]
 
 
