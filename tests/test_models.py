@@ -121,5 +121,8 @@ def test_every_preset_builds_and_trains_one_step(params, name):
 def test_presets_file_documents_every_preset():
     raw = yaml.safe_load((ROOT / "presets.yaml").read_text())
     for name, preset in raw.items():
+        if preset["notebook_acc"] is None:  # ours, beyond the notebook
+            assert "beyond the notebook" in preset["notebook"], name
+            continue
         assert preset["notebook"].startswith("In ["), name
         assert isinstance(preset["notebook_acc"], float), name

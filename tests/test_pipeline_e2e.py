@@ -256,3 +256,32 @@ def test_two_queued_experiments_run_at_once_without_interfering(project):
         assert data["params"]["params.yaml"]["data"]["model"]["cell"] == cell
         test_metrics = data["metrics"]["metrics/test.json"]["data"]
         assert test_metrics["run"]["cell"] == cell  # each result came from its own run
+
+
+def test_ladder_queues_runs_reports_and_reuses(project):
+    _run(["git", "checkout", "-q", "--", "params.yaml"], project)
+    ladder = [
+        sys.executable,
+        "-m",
+        "agnews.ladder",
+        "--jobs",
+        "2",
+        "--presets",
+        "rnn_mean,gru_cat",
+        "--set",
+        "train.epochs=1",
+    ]
+    first = _run(ladder, project)
+    assert "queued rnn_mean" in first.stdout and "queued gru_cat" in first.stdout
+    report = (project / "reports" / "ladder.md").read_text()
+    rows = [line for line in report.splitlines() if line.startswith("| `")]
+    assert [r.split("|")[1].strip() for r in rows] == ["`rnn_mean`", "`gru_cat`"]
+    for row in rows:
+        cells = [c.strip() for c in row.split("|")]
+        assert cells[11] != "–" and 0.0 <= float(cells[12]) <= 1.0  # val acc, test acc
+    assert "360 train / 40 validation / 200 test rows" in report
+    assert (project / "reports" / "ladder_plots" / "index.html").is_file()
+
+    again = _run(ladder, project)
+    assert "re-using experiment rnn_mean" in again.stdout
+    assert "queued" not in again.stdout
