@@ -11,8 +11,9 @@
     padding-blind pooling (agnews.batching + agnews.models), same sizes (embedding and hidden 256,
     max pooling, one tanh/Linear/dropout head layer).
 Both train with Adam on the same real training rows for `--batches` steps after 5 warm-up steps
-(timed with a CUDA sync on GPU). Then tokenization throughput with 1 and 2 worker processes.
-Prints one table; nothing is asserted (this is a measurement, not a test).
+(timed with a CUDA sync on GPU); each figure is the median of `--repeats` interleaved runs.
+Then tokenization throughput with 1 and 2 worker processes. Prints tables; nothing is asserted
+(this is a measurement, not a test).
 """
 
 from __future__ import annotations
@@ -185,6 +186,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True, help="folder with AG News CSVs")
     parser.add_argument("--batches", type=int, default=150, help="timed steps per measurement")
+    parser.add_argument("--repeats", type=int, default=3, help="measurements; the median is shown")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
@@ -223,10 +225,16 @@ def main() -> None:
             fixed_len=None,
         )
         for batch_size in (32, 256):
-            nb, nb_pad = bench_notebook(examples, word2ind, cell, batch_size, args.batches, device)
-            ours, our_pad = bench_ours(
-                shard, vocab, model_cfg, cfg.train, batch_size, args.batches, device
-            )
+            nb_runs, our_runs = [], []
+            for _ in range(args.repeats):  # interleaved, so drift hits both alike
+                nb_runs.append(
+                    bench_notebook(examples, word2ind, cell, batch_size, args.batches, device)
+                )
+                our_runs.append(
+                    bench_ours(shard, vocab, model_cfg, cfg.train, batch_size, args.batches, device)
+                )
+            nb, nb_pad = sorted(nb_runs)[len(nb_runs) // 2]
+            ours, our_pad = sorted(our_runs)[len(our_runs) // 2]
             print(
                 f"| {cell} 256 | {batch_size} | {nb:,.0f} | {ours:,.0f} | {ours / nb:.1f}x "
                 f"| {nb_pad:.2f} (nb) vs {our_pad:.2f} |"
@@ -240,7 +248,8 @@ def main() -> None:
     print("|---|---|---|---|")
     nltk_rate = bench_nltk(all_texts)
     for name, docs in (("real texts here", all_texts), ("x7, full-size", full_size)):
-        one, two = bench_tokenize(docs, 1), bench_tokenize(docs, 2)
+        one = sorted(bench_tokenize(docs, 1) for _ in range(args.repeats))[args.repeats // 2]
+        two = sorted(bench_tokenize(docs, 2) for _ in range(args.repeats))[args.repeats // 2]
         print(f"| {len(docs):,} {name} | {one:,.0f} | {two:,.0f} | {nltk_rate:,.0f} |")
 
 

@@ -50,3 +50,21 @@ def test_eval_order_sorts_by_length():
     lengths = np.array([5, 2, 9, 2, 7])
     order = np.concatenate(eval_order(lengths, 2))
     assert lengths[order].tolist() == sorted(lengths.tolist())
+
+
+def test_word_dropout_hits_only_real_words_at_the_given_rate():
+    import torch
+
+    from agnews.batching import word_dropout
+
+    shard = _shard([40] * 200)
+    batch = make_batch(shard, np.arange(200), pad_id=0, max_len=256)
+    torch.manual_seed(0)
+    out = word_dropout(batch, 0.3, unk_id=1)
+    changed = out.ids != batch.ids
+    assert not changed[:, 0].any() and not changed[:, -1].any()  # bos and eos kept
+    assert (out.ids[changed] == 1).all()
+    assert abs(changed.float().mean().item() / (38 / 40) - 0.3) < 0.02
+    assert word_dropout(batch, 0.0, unk_id=1) is batch
+    short = make_batch(_shard([3, 8]), np.array([0, 1]), pad_id=0, max_len=256)
+    assert not (word_dropout(short, 0.99, unk_id=1).ids[0, 3:] == 1).any()  # padding kept

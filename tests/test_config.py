@@ -125,3 +125,9 @@ def test_load_params_names_the_file(tmp_path):
         load_params(bad)
     with pytest.raises(ConfigError, match="file not found"):
         load_params(tmp_path / "missing.yaml")
+
+
+def test_fixed_len_too_small_for_a_flatten_head(params):
+    bad = {"model.pooling": "flatten", "model.fixed_len": 2}
+    with pytest.raises(ConfigError, match=r"model\.fixed_len: must be >= 3"):
+        config_from_dict(override(params, bad))

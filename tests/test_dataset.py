@@ -60,3 +60,39 @@ def test_length_stats_coverage():
     stats = length_stats(np.array([10, 40, 45, 55, 65, 80]))
     assert stats["coverage"] == {"le_40": 0.3333, "le_50": 0.5, "le_60": 0.6667, "le_70": 0.8333}
     assert stats["max"] == 80
+
+
+def test_texts_empty_after_preprocessing_are_dropped_and_counted(tmp_path):
+    import gzip
+
+    rows = [
+        '"1","World news","about the world"',
+        '"2","!!!","..."',  # nothing left after stripping punctuation
+        '"3","Business","markets"',
+        '"4","Tech","chips"',
+        '"1","World","again"',
+        '"2","Sports","match"',
+        '"3","Business","deal"',
+        '"4","Tech","code"',
+    ]
+    data = tmp_path / "ag"
+    data.mkdir()
+    body = ("\n".join(rows) + '\n"2","Sports","win"\n"2","More sports","goal"\n').encode()
+    for split in ("train", "test"):
+        (data / f"{split}.csv.gz").write_bytes(gzip.compress(body))
+    download("unused", str(data), tmp_path / "raw")
+    metrics = prepare_dataset(
+        tmp_path / "raw",
+        tmp_path / "out",
+        tmp_path / "m.json",
+        tmp_path / "h.csv",
+        min_count=0,
+        val_size=0.5,
+        seed=0,
+        num_workers=1,
+    )
+    assert metrics["dropped_empty"] == {"train": 1, "test": 1}
+    assert sum(metrics["rows"][s] for s in ("train", "val")) == 9
+    assert metrics["rows"]["test"] == 9
+    test = load_shard(tmp_path / "out" / "test.npz")
+    assert test.lengths.min() >= 3  # bos, at least one word, eos

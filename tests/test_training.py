@@ -161,3 +161,37 @@ def test_state_of_other_params_is_ignored(tmp_path, prepared_dir, tiny_config, c
     train_model(prepared_dir, out / "model.pt", out / "live", tiny_config.model, cfg, state)
     assert "belongs to other params or data" in caplog.text
     assert (out / "model.pt").exists() and not state.exists()
+
+
+def test_grad_clip_param_bounds_the_gradient_norm(tmp_path, prepared_dir, tiny_config, monkeypatch):
+    norms = []
+    original = torch.nn.utils.clip_grad_norm_
+
+    def spy(parameters, max_norm, *args, **kwargs):
+        parameters = list(parameters)
+        total = original(parameters, max_norm, *args, **kwargs)
+        after = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in parameters]))
+        norms.append((max_norm, float(total), float(after)))
+        return total
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)
+    cfg = dataclasses.replace(tiny_config.train, grad_clip=0.05)
+    train_model(prepared_dir, tmp_path / "m.pt", tmp_path / "live", tiny_config.model, cfg)
+    assert len(norms) == 10  # every step
+    assert all(max_norm == 0.05 and after <= 0.05 * 1.001 for max_norm, _, after in norms)
+    assert any(total > 0.05 for _, total, _ in norms)  # it did have something to clip
+
+
+def test_evaluate_refuses_a_vocabulary_of_another_run(tmp_path, prepared_dir, trained_model):
+    import shutil
+
+    from agnews.errors import DataError
+    from agnews.vocab import Vocab
+
+    other = tmp_path / "prepared"
+    shutil.copytree(prepared_dir, other)
+    vocab = Vocab.load(other / "vocab.json")
+    Vocab((*vocab.itos, "zzz-extra")).save(other / "vocab.json")
+    with pytest.raises(DataError, match="rerun the train stage"):
+        evaluate_checkpoint(trained_model, other, tmp_path / "m.json", tmp_path / "c.csv", 64)
+    assert not (tmp_path / "m.json").exists()

@@ -74,3 +74,14 @@ def eval_order(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
     """Index arrays sorted by length (deterministic, minimal padding) for evaluation."""
     order = np.argsort(lengths, kind="stable")
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def word_dropout(batch: Batch, p: float, unk_id: int) -> Batch:
+    """Replace each real word (not bos, eos or padding) by `unk_id` with probability `p`, using
+    torch's CPU generator (seeded, and saved with a resumable training state)."""
+    if p <= 0:
+        return batch
+    pos = torch.arange(batch.ids.shape[1])[None, :]  # (1, T)
+    words = (pos >= 1) & (pos < (batch.lengths - 1)[:, None])  # (B, T)
+    drop = words & (torch.rand(batch.ids.shape) < p)  # (B, T)
+    return Batch(batch.ids.masked_fill(drop, unk_id), batch.lengths, batch.labels)

@@ -120,6 +120,7 @@ class TrainConfig:
     lr_schedule: Literal["constant", "linear", "cosine"]
     warmup_steps: int
     grad_clip: float  # max global grad norm; 0 = off
+    word_dropout: float  # share of words replaced by <unk> in training batches
     evals_per_epoch: int  # validation passes per epoch (the notebook did 2)
     max_len: int  # tokens (with bos/eos) beyond which a text is truncated
     bucketing: bool  # sort by length within shuffled chunks so batches carry little padding
@@ -146,6 +147,7 @@ class TrainConfig:
         _check(self.weight_decay >= 0, "train.weight_decay", "must be >= 0")
         _check(self.warmup_steps >= 0, "train.warmup_steps", "must be >= 0")
         _check(self.grad_clip >= 0, "train.grad_clip", "must be >= 0 (0 turns clipping off)")
+        _check(0.0 <= self.word_dropout < 1.0, "train.word_dropout", "must be in [0, 1)")
         _check(self.max_len >= 3, "train.max_len", "must be >= 3 (bos, a word, eos)")
 
 
@@ -207,20 +209,26 @@ def _describe(hint: Any) -> str:
     return "null" if hint is type(None) else hint.__name__
 
 
-def section_from_dict(cls: type, raw: Any, name: str) -> Any:
-    """Build dataclass `cls` from mapping `raw` (params section `name`), rejecting any mismatch."""
+def _check_keys(raw: Any, valid: list[str], prefix: str, noun: str) -> None:
+    """`raw` must be a mapping with exactly the keys `valid` (errors start with `prefix`)."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{name}: expected a mapping, got {type(raw).__name__}")
-    hints = typing.get_type_hints(cls)
-    fields = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(raw) - set(fields))
+        raise ConfigError(f"{prefix}expected a mapping, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(valid))
     if unknown:
         raise ConfigError(
-            f"{name}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(fields)}"
+            f"{prefix}unknown {noun}(s) {', '.join(map(str, unknown))}; "
+            f"valid {noun}s: {', '.join(valid)}"
         )
-    missing = [f for f in fields if f not in raw]
+    missing = [k for k in valid if k not in raw]
     if missing:
-        raise ConfigError(f"{name}: missing key(s) {', '.join(missing)}")
+        raise ConfigError(f"{prefix}missing {noun}(s) {', '.join(missing)}")
+
+
+def section_from_dict(cls: type, raw: Any, name: str) -> Any:
+    """Build dataclass `cls` from mapping `raw` (params section `name`), rejecting any mismatch."""
+    hints = typing.get_type_hints(cls)
+    fields = [f.name for f in dataclasses.fields(cls)]
+    _check_keys(raw, fields, f"{name}: ", "key")
     for key in fields:
         value = raw[key]
         if not _type_ok(value, hints[key]):
@@ -234,17 +242,8 @@ def section_from_dict(cls: type, raw: Any, name: str) -> Any:
 
 def config_from_dict(raw: Any) -> Config:
     """Validate a whole params mapping (as parsed from params.yaml)."""
-    if not isinstance(raw, dict):
-        raise ConfigError("params: expected a mapping at the top level")
     sections = {f.name: typing.get_type_hints(Config)[f.name] for f in dataclasses.fields(Config)}
-    unknown = sorted(set(raw) - set(sections))
-    if unknown:
-        raise ConfigError(
-            f"unknown section(s) {', '.join(unknown)}; valid sections: {', '.join(sections)}"
-        )
-    missing = [s for s in sections if s not in raw]
-    if missing:
-        raise ConfigError(f"missing section(s) {', '.join(missing)}")
+    _check_keys(raw, list(sections), "", "section")
     return Config(**{s: section_from_dict(cls, raw[s], s) for s, cls in sections.items()})
 
 

@@ -21,7 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from agnews.atomic import atomic_path
-from agnews.batching import make_batch, train_order
+from agnews.batching import make_batch, train_order, word_dropout
 from agnews.checkpoints import save_checkpoint
 from agnews.config import ModelConfig, TrainConfig, to_dict
 from agnews.errors import TrainingError
@@ -205,7 +205,7 @@ def train_model(
             for i, index in enumerate(bar, start=1):
                 # forward / backward on one batch
                 batch = make_batch(data.train, index, data.vocab.pad_id, cfg.max_len, fixed_len)
-                batch = batch.to(device)
+                batch = word_dropout(batch, cfg.word_dropout, data.vocab.unk_id).to(device)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                     logits = model(batch.ids, batch.lengths)  # (B, C)
                 loss = nn.functional.cross_entropy(logits.float(), batch.labels)
