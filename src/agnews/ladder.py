@@ -77,6 +77,8 @@ def experiments(rev: str | None = None, commits: int = 1) -> dict[str, dict]:
     runs = {}
     for entry in shown:
         for group in entry.get("experiments") or []:
+            if (group.get("executor") or {}).get("state") in ("queued", "running"):
+                continue  # not finished: its numbers would be the baseline's
             for exp in group.get("revs") or []:
                 data = exp.get("data") or {}
                 if exp.get("error") or not data.get("metrics"):
@@ -217,7 +219,7 @@ def write_report(
     ]
     for r in rows:
         p = r["params"]
-        head = f"{p['model.head_layers']}" + (" +cat" if p["model.head_concat_pooled"] else "")
+        head = _fmt(p["model.head_layers"]) + (" +cat" if p["model.head_concat_pooled"] else "")
         lines.append(
             f"| `{r['name']}` | {r['notebook']} | {_fmt(p['model.cell'])} "
             f"| {_fmt(p['model.layers'])} | {_fmt(p['model.bidirectional'])} "
