@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -28,6 +29,7 @@ from agnews.errors import AgnewsError, ConfigError
 from agnews.presets import committed_params, full_overrides, load_presets, overrides_args
 
 REPORT_DIR = Path("reports")
+PLOT_IDS = ("Training loss", "Validation accuracy")  # top-level plots of dvc.yaml
 TABLE_PARAMS = (
     "model.cell",
     "model.layers",
@@ -196,8 +198,10 @@ def write_report(
     rows = ladder_rows(names, presets, runs)
     done = [r["name"] for r in rows if r["ran"]]
     plots_dir = out_dir / "ladder_plots"
-    if done:
-        _dvc("plots", "diff", *[runs[n]["rev"] for n in done], "-o", str(plots_dir))
+    if done:  # the curves only: confusion rows and images of a dozen runs weigh megabytes
+        shutil.rmtree(plots_dir, ignore_errors=True)
+        revs = [runs[n]["rev"] for n in done]
+        _dvc("plots", "diff", *revs, "--targets", *PLOT_IDS, "-o", str(plots_dir))
     baseline = rev or _git_head()
     lines = [
         "# The notebook's experiment ladder",
@@ -256,7 +260,12 @@ def write_report(
                 f"| {name} | {shown} | {_fmt(live.get('best_val_acc'))} "
                 f"| {_fmt(test.get('accuracy'))} | {_fmt(test.get('macro_f1'))} |"
             )
-    lines += ["", f"Plots (all ladder runs): [{plots_dir}/index.html]({plots_dir.name}/index.html)"]
+    lines += [
+        "",
+        f"Training loss and validation accuracy curves of every ladder run: "
+        f"[{plots_dir}/index.html]({plots_dir.name}/index.html) (`dvc plots diff`; per-class "
+        "scores and confusion matrices: `dvc plots diff <exp-a> <exp-b>`, `dvc exp show`).",
+    ]
     analysis = out_dir / "ladder_analysis.md"
     if analysis.is_file():
         lines += ["", analysis.read_text(encoding="utf-8").rstrip()]
