@@ -173,18 +173,21 @@ def ladder_rows(names: list[str], presets: dict, runs: dict[str, dict]) -> list[
 
 
 def _data_line(runs: dict[str, dict]) -> str:
+    """Rows and source of the runs' data, and their vocabulary size per prepare.min_count."""
+    line, vocabs = "no finished runs", {}
     for run in runs.values():
         prep = run["metrics"].get("metrics/prepare.json", {})
         rows = prep.get("rows")
-        if rows:
-            source = _get(run["params"], "data.local_dir") or _get(
-                run["params"], "data.hub_dataset"
-            )
-            return (
-                f"{rows['train']:,} train / {rows['val']:,} validation / {rows['test']:,} test "
-                f"rows, from `{source}`; vocabulary {prep.get('vocab_size'):,} words"
-            )
-    return "no finished runs"
+        if not rows:
+            continue
+        vocabs[_get(run["params"], "prepare.min_count")] = prep.get("vocab_size")
+        source = _get(run["params"], "data.local_dir") or _get(run["params"], "data.hub_dataset")
+        line = (
+            f"{rows['train']:,} train / {rows['val']:,} validation / {rows['test']:,} test "
+            f"rows, from `{source}`"
+        )
+    sizes = ", ".join(f"{v:,} words at min_count {k}" for k, v in sorted(vocabs.items()))
+    return f"{line}; vocabulary {sizes}" if vocabs else line
 
 
 def write_report(
