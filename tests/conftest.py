@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import ROOT, SAMPLE_DIR, TINY, override
+from helpers import ROOT, SAMPLE_DIR, TINY, download_and_prepare, override
 
 from agnews.config import Config, config_from_dict
 
@@ -25,22 +25,9 @@ def tiny_config(params) -> Config:
 @pytest.fixture(scope="session")
 def prepared_dir(tmp_path_factory) -> Path:
     """The real-data sample, downloaded (read locally) and prepared once per session."""
-    from agnews.data import download
-    from agnews.dataset import prepare_dataset
-
     root = tmp_path_factory.mktemp("prepared")
-    download("unused", str(SAMPLE_DIR), root / "raw")
-    prepare_dataset(
-        root / "raw",
-        root / "prepared",
-        root / "prepare.json",
-        root / "hist.csv",
-        min_count=1,
-        val_size=0.2,
-        seed=0,
-        num_workers=1,
-    )
-    return root / "prepared"
+    download_and_prepare(SAMPLE_DIR, root, min_count=1, val_size=0.2, seed=0)
+    return root / "out"
 
 
 @pytest.fixture(scope="session")

@@ -26,3 +26,23 @@ def override(params: dict, overrides: dict) -> dict:
         section, key = dotted.split(".")
         out[section][key] = value
     return out
+
+
+def download_and_prepare(
+    local_dir: Path, root: Path, min_count: int, val_size: float, seed: int, workers: int = 1
+) -> dict:
+    """Run download and prepare into `root` (raw/, out/, m.json, h.csv); return the metrics."""
+    from agnews.data import download
+    from agnews.dataset import prepare_dataset
+
+    download("unused", str(local_dir), root / "raw")
+    return prepare_dataset(
+        root / "raw",
+        root / "out",
+        root / "m.json",
+        root / "h.csv",
+        min_count=min_count,
+        val_size=val_size,
+        seed=seed,
+        num_workers=workers,
+    )

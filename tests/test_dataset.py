@@ -4,28 +4,16 @@ import hashlib
 import json
 
 import numpy as np
-from helpers import SAMPLE_DIR
+from helpers import SAMPLE_DIR, download_and_prepare
 
-from agnews.data import download
-from agnews.dataset import length_stats, prepare_dataset
+from agnews.dataset import length_stats
 from agnews.shards import load_shard
 from agnews.vocab import Vocab
 
 
 def _prepare(tmp_path, name, workers=1, min_count=1):
     root = tmp_path / name
-    download("unused", str(SAMPLE_DIR), root / "raw")
-    metrics = prepare_dataset(
-        root / "raw",
-        root / "out",
-        root / "m.json",
-        root / "h.csv",
-        min_count=min_count,
-        val_size=0.25,
-        seed=3,
-        num_workers=workers,
-    )
-    return root, metrics
+    return root, download_and_prepare(SAMPLE_DIR, root, min_count, 0.25, 3, workers)
 
 
 def _digest(folder):
@@ -80,17 +68,7 @@ def test_texts_empty_after_preprocessing_are_dropped_and_counted(tmp_path):
     body = ("\n".join(rows) + '\n"2","Sports","win"\n"2","More sports","goal"\n').encode()
     for split in ("train", "test"):
         (data / f"{split}.csv.gz").write_bytes(gzip.compress(body))
-    download("unused", str(data), tmp_path / "raw")
-    metrics = prepare_dataset(
-        tmp_path / "raw",
-        tmp_path / "out",
-        tmp_path / "m.json",
-        tmp_path / "h.csv",
-        min_count=0,
-        val_size=0.5,
-        seed=0,
-        num_workers=1,
-    )
+    metrics = download_and_prepare(data, tmp_path, min_count=0, val_size=0.5, seed=0)
     assert metrics["dropped_empty"] == {"train": 1, "test": 1}
     assert sum(metrics["rows"][s] for s in ("train", "val")) == 9
     assert metrics["rows"]["test"] == 9
