@@ -33,10 +33,14 @@ def save_checkpoint(path: str | Path, model: TextClassifier, vocab: Vocab, extra
         "class_names": list(CLASS_NAMES),
         **extra,
     }
-    # through a file object: torch.save names its zip records after a path, which would make
-    # the bytes depend on the temporary file's random name
+    save_atomically(path, payload)
+
+
+def save_atomically(path: str | Path, obj: dict) -> None:
+    """torch.save `obj` to `path` via a temporary file. Through a file object: torch.save names
+    its zip records after a path, which would make the bytes depend on the temporary name."""
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        torch.save(payload, f)
+        torch.save(obj, f)
 
 
 def load_checkpoint(path: str | Path, device: torch.device) -> tuple[TextClassifier, dict]:
@@ -53,3 +57,18 @@ def load_checkpoint(path: str | Path, device: torch.device) -> tuple[TextClassif
     model = TextClassifier(cfg, payload["vocab_size"], payload["pad_id"], payload["num_classes"])
     model.load_state_dict(payload["model_state"])
     return model.to(device).eval(), payload
+
+
+def load_model_and_vocab(
+    model_path: str | Path, vocab_path: str | Path, device: torch.device
+) -> tuple[TextClassifier, dict, Vocab]:
+    """The checkpoint's model and the vocabulary it must be used with; refuses a vocabulary of
+    another size (another prepare run) instead of silently mis-mapping words."""
+    model, payload = load_checkpoint(model_path, device)
+    vocab = Vocab.load(vocab_path)
+    if len(vocab) != payload["vocab_size"]:
+        raise DataError(
+            f"{model_path}: trained with a vocabulary of {payload['vocab_size']} words, but "
+            f"{vocab_path} has {len(vocab)}; rerun the train stage (dvc repro)"
+        )
+    return model, payload, vocab

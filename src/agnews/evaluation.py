@@ -12,11 +12,9 @@ from torch import nn
 from agnews import CLASS_NAMES, NUM_CLASSES
 from agnews.atomic import write_json, write_text
 from agnews.batching import eval_order, make_batch
-from agnews.checkpoints import load_checkpoint
-from agnews.errors import DataError
+from agnews.checkpoints import load_model_and_vocab
 from agnews.runtime import pick_device
 from agnews.shards import Shard, load_shard
-from agnews.vocab import Vocab
 
 
 @torch.no_grad()
@@ -89,13 +87,7 @@ def evaluate_checkpoint(
     """Score the test split once with the selected checkpoint; write metrics JSON and the
     confusion-matrix rows."""
     device = pick_device("auto")
-    model, payload = load_checkpoint(model_path, device)
-    vocab = Vocab.load(Path(data_dir) / "vocab.json")
-    if len(vocab) != payload["vocab_size"]:
-        raise DataError(
-            f"{model_path}: trained with a vocabulary of {payload['vocab_size']} words, but "
-            f"{data_dir}/vocab.json has {len(vocab)}; rerun the train stage"
-        )
+    model, payload, vocab = load_model_and_vocab(model_path, Path(data_dir) / "vocab.json", device)
     test = load_shard(Path(data_dir) / "test.npz")
     train_cfg = payload["train_config"]
     preds, test_loss = predict_shard(

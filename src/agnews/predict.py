@@ -22,13 +22,12 @@ import numpy as np
 import torch
 
 from agnews.batching import make_batch
-from agnews.checkpoints import load_checkpoint
+from agnews.checkpoints import load_model_and_vocab
 from agnews.config import load_params
 from agnews.errors import AgnewsError, DataError
 from agnews.runtime import pick_device
 from agnews.shards import shard_from_ids
 from agnews.text import tokenize
-from agnews.vocab import Vocab
 
 
 @dataclass(frozen=True)
@@ -42,13 +41,7 @@ class Prediction:
 class Predictor:
     def __init__(self, model_path: str | Path, vocab_path: str | Path, device: str = "auto"):
         self.device = pick_device(device)
-        self.model, payload = load_checkpoint(model_path, self.device)
-        self.vocab = Vocab.load(vocab_path)
-        if len(self.vocab) != payload["vocab_size"]:
-            raise DataError(
-                f"{model_path} was trained with {payload['vocab_size']} words but {vocab_path} "
-                f"has {len(self.vocab)}; rerun `dvc repro`"
-            )
+        self.model, payload, self.vocab = load_model_and_vocab(model_path, vocab_path, self.device)
         self.class_names = payload["class_names"]
         self.max_len = payload["train_config"]["max_len"]
         self.fixed_len = self.model.cfg.fixed_len

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from agnews.atomic import atomic_path
 from agnews.batching import make_batch, train_order, word_dropout
-from agnews.checkpoints import save_checkpoint
+from agnews.checkpoints import save_atomically, save_checkpoint
 from agnews.config import ModelConfig, TrainConfig, to_dict
 from agnews.errors import TrainingError
 from agnews.evaluation import predict_shard
@@ -85,11 +85,6 @@ def run_identity(data_dir: str | Path, model_cfg: ModelConfig, cfg: TrainConfig)
     }
     train = {k: v for k, v in to_dict(cfg).items() if k != "resume"}
     return {"model": to_dict(model_cfg), "train": train, "data": digests}
-
-
-def save_train_state(path: str | Path, state: dict) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        torch.save(state, f)
 
 
 def load_train_state(path: str | Path, identity: dict) -> dict | None:
@@ -191,8 +186,9 @@ def train_model(
         start_epoch = state["epoch"] + 1
         trim_live_log(live_dir, step)
         log.info("resuming after epoch %d (step %d) from %s", state["epoch"], step, state_path)
-    live_args = {"dvcyaml": False, "save_dvc_exp": False, "report": None}
-    with Live(str(live_dir), resume=state is not None, **live_args) as live:
+    with Live(
+        str(live_dir), resume=state is not None, dvcyaml=False, save_dvc_exp=False, report=None
+    ) as live:
         for epoch in range(start_epoch, cfg.epochs + 1):
             model.train()
             batches = train_order(
@@ -274,7 +270,7 @@ def train_model(
             live.log_image(f"grad_flow/{epoch}.png", fig)
             live.make_summary()
             if cfg.resume and state_path:
-                save_train_state(
+                save_atomically(
                     state_path,
                     {
                         "identity": identity,
