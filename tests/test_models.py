@@ -48,13 +48,44 @@ def test_padding_does_not_change_pooled_result(tiny_config, cell, bidirectional,
 
 
 @pytest.mark.parametrize("bidirectional", ["none", "all"])
-def test_flatten_sees_zeros_past_the_text_end(tiny_config, bidirectional):
+@pytest.mark.parametrize("pooling", ["max", "mean", "last", "max+mean"])
+def test_skip_embedding_ignores_padding_too(tiny_config, bidirectional, pooling):
+    cfg = _cfg(tiny_config, cell="gru", bidirectional=bidirectional, pooling=pooling)
+    torch.manual_seed(1)
+    a, b = _logits_alone_and_padded(TextClassifier(_skip(cfg), VOCAB, PAD))
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def _skip(cfg: ModelConfig) -> ModelConfig:
+    return dataclasses.replace(cfg, skip_embedding=True)
+
+
+def test_skip_embedding_pools_the_embeddings_beside_the_encoder(tiny_config):
+    cfg = _cfg(tiny_config, cell="gru", bidirectional="all", pooling="mean+max", hidden_size=8)
+    cfg = dataclasses.replace(cfg, embedding_dim=5, head_layers=1, head_dropout=0.0)
+    model = TextClassifier(_skip(cfg), VOCAB, PAD)
+    assert model.pooled_dim == 2 * (16 + 5)  # (mean, max) x (2H encoder + E embedding)
+    # the embedding half of the mean-pooled vector is the mean of the text's embeddings
+    captured = {}
+    model.head[0].register_forward_hook(lambda m, inp, out: captured.update(x=inp[0]))
+    ids = torch.tensor([[3, 4, 5, PAD]])
+    model.eval()
+    with torch.no_grad():
+        model(ids, torch.tensor([3]))
+        expected = model.embedding(ids[:, :3]).mean(dim=1)  # (1, E)
+    torch.testing.assert_close(captured["x"][:, 16:21], expected)
+
+
+@pytest.mark.parametrize("bidirectional", ["none", "all"])
+@pytest.mark.parametrize("skip", [False, True])
+def test_flatten_sees_zeros_past_the_text_end(tiny_config, bidirectional, skip):
     cfg = _cfg(
         tiny_config,
         cell="lstm",
         bidirectional=bidirectional,
         pooling="flatten+mean+max",
         fixed_len=8,
+        skip_embedding=skip,
     )
     torch.manual_seed(1)
     a, b = _logits_alone_and_padded(TextClassifier(cfg, VOCAB, PAD), fixed_len=8)

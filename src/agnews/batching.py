@@ -47,12 +47,16 @@ def make_batch(
     mask = pos[None, :] < lengths[:, None]  # (B, T)
     gather = np.where(mask, starts[:, None] + pos[None, :], 0)  # (B, T)
     ids = np.where(mask, shard.tokens[gather], pad_id)  # (B, T)
-    pin = torch.cuda.is_available()
     ids_t = torch.from_numpy(ids.astype(np.int64))
+    lengths_t = torch.from_numpy(lengths.astype(np.int64))
     labels_t = torch.from_numpy(shard.labels[index].astype(np.int64))
-    if pin:
-        ids_t, labels_t = ids_t.pin_memory(), labels_t.pin_memory()
-    return Batch(ids_t, torch.from_numpy(lengths.astype(np.int64)), labels_t)
+    if torch.cuda.is_available():  # page-locked, so the copies to the GPU are asynchronous
+        ids_t, lengths_t, labels_t = (
+            ids_t.pin_memory(),
+            lengths_t.pin_memory(),
+            labels_t.pin_memory(),
+        )
+    return Batch(ids_t, lengths_t, labels_t)
 
 
 def train_order(

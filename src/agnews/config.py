@@ -72,6 +72,7 @@ class ModelConfig:
     head_layers: int
     head_dropout: float
     head_concat_pooled: bool  # concatenate the pooled vector to the first head layer's output
+    skip_embedding: bool  # also pool the embeddings themselves (a skip connection past the RNN)
 
     def __post_init__(self) -> None:
         for key in ("embedding_dim", "hidden_size", "layers", "head_hidden", "head_layers"):

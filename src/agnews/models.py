@@ -2,7 +2,8 @@
 
     ids (B, T) -> Embedding -> (B, T, E) -> stacked RNN/GRU/LSTM layers over packed sequences
     -> outputs (B, T, D) with zeros at padding -> pooling (any "+"-join of max / mean / last /
-    flatten, all blind to padding) -> (B, P) -> head: [tanh -> Linear -> dropout] x head_layers
+    flatten, all blind to padding; with skip_embedding the embeddings (B, T, E) are pooled the
+    same way and joined) -> (B, P) -> head: [tanh -> Linear -> dropout] x head_layers
     -> tanh -> Linear -> (B, num_classes)
 
 Padding never enters a recurrence: bidirectional encoders run on packed sequences (the backward
@@ -117,6 +118,8 @@ class TextClassifier(nn.Module):
         self.modes = cfg.pooling_modes
         self.flatten_proj = None
         pooled_dim = 0
+        if cfg.skip_embedding:  # the embeddings are pooled like the encoder outputs
+            d += cfg.embedding_dim
         for mode in self.modes:
             if mode == "flatten":
                 flat = cfg.fixed_len * d
@@ -138,9 +141,14 @@ class TextClassifier(nn.Module):
         # ids: (B, T); lengths: (B,) on the CPU
         x = self.embedding_dropout(self.embedding(ids))  # (B, T, E)
         out = self.encoder(x, lengths, total_length=ids.shape[1])  # (B, T, D)
+        lengths = lengths.to(ids.device, non_blocking=True)  # once, not once per pooling mode
         parts = []
         for mode in self.modes:
-            p = pool(out, lengths, mode, self.encoder.top_bidirectional)
+            p = pool(out, lengths, mode, self.encoder.top_bidirectional)  # (B, D) or (B, T*D)
+            if self.cfg.skip_embedding and mode == "flatten":  # position by position
+                p = torch.cat([out, x], dim=2).reshape(len(ids), -1)  # (B, T*(D+E))
+            elif self.cfg.skip_embedding:
+                p = torch.cat([p, pool(x, lengths, mode, False)], dim=1)  # (B, D+E)
             if mode == "flatten" and self.flatten_proj is not None:
                 p = self.flatten_proj(p)  # (B, flatten_dim)
             parts.append(p)
