@@ -30,15 +30,18 @@ def predict_shard(
     """(predicted labels (N,), mean cross-entropy loss) over the whole shard, in shard order."""
     was_training = model.training
     model.eval()
-    preds = np.empty(len(shard), dtype=np.int64)
-    loss_sum = 0.0
-    for index in eval_order(shard.lengths, batch_size):
+    order = eval_order(shard.lengths, batch_size)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    batch_preds = []  # stays on the device: one transfer at the end, no sync per batch
+    for index in order:
         batch = make_batch(shard, index, pad_id, max_len, fixed_len).to(device)
         logits = model(batch.ids, batch.lengths).float()  # (B, C)
-        loss_sum += nn.functional.cross_entropy(logits, batch.labels, reduction="sum").item()
-        preds[index] = logits.argmax(dim=1).cpu().numpy()
+        loss_sum += nn.functional.cross_entropy(logits, batch.labels, reduction="sum").double()
+        batch_preds.append(logits.argmax(dim=1))  # (B,)
     model.train(was_training)
-    return preds, loss_sum / len(shard)
+    preds = np.empty(len(shard), dtype=np.int64)
+    preds[np.concatenate(order)] = torch.cat(batch_preds).cpu().numpy()
+    return preds, loss_sum.item() / len(shard)
 
 
 def confusion_matrix(labels: np.ndarray, preds: np.ndarray, n: int = NUM_CLASSES) -> np.ndarray:

@@ -181,6 +181,8 @@ def train_model(
         scheduler.load_state_dict(state["scheduler_state"])
         rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
+        if device.type == "cuda" and state.get("cuda_rng") is not None:  # dropout on the GPU
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
         best, best_state = state["best"], state["best_state"]
         step, samples, train_seconds = state["step"], state["samples"], state["train_seconds"]
         start_epoch = state["epoch"] + 1
@@ -283,6 +285,9 @@ def train_model(
                         "scheduler_state": scheduler.state_dict(),
                         "numpy_rng": rng.bit_generator.state,
                         "torch_rng": torch.get_rng_state(),
+                        "cuda_rng": (
+                            torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+                        ),
                         "best": best,
                         "best_state": best_state,
                     },
