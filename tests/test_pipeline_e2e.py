@@ -291,6 +291,15 @@ def test_ladder_queues_runs_reports_and_reuses(project):
         else:  # not run: shown as missing, never invented
             assert cells[12] == "–", name
     assert "360 train / 40 validation / 200 test rows" in report
+    # two jobs share the cores: each training process got cpus // 2 threads, not all of them
+    shown = json.loads(_dvc(project, "exp", "show", "--json").stdout)
+    threads = {
+        exp["name"]: exp["data"]["metrics"]["dvclive/train/metrics.json"]["data"]["threads"]
+        for entry in shown
+        for exp in [e for x in entry.get("experiments") or [] for e in x["revs"]]
+        if exp.get("name") in ("rnn_mean", "gru_cat")
+    }
+    assert threads == dict.fromkeys(("rnn_mean", "gru_cat"), max(1, os.cpu_count() // 2))
     assert (project / "reports" / "ladder_plots" / "index.html").is_file()
 
     again = _run(ladder, project)

@@ -306,6 +306,7 @@ def train_model(
             "samples_per_s": round(samples / max(train_seconds, 1e-9), 1),
             "parameters": n_params,
             "device": device.type,
+            "threads": torch.get_num_threads(),  # CPU threads (see agnews.ladder.worker_env)
         }
         live.summary.update(summary)  # flat keys: dvc exp show columns best_val_acc, ...
         # the checkpoint holds no timings, so identical runs give identical files
