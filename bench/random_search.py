@@ -1,0 +1,124 @@
+"""Random search around a preset, in one process (fast on a GPU), ranked by validation accuracy.
+
+    python bench/random_search.py --data-dir ../shared/data/ag_news --preset tuned --runs 24
+
+Each run is the preset with one random value per grid key (GRID below) and a random seed,
+trained with the library's own prepare/train/evaluate functions on the split the pipeline uses.
+Prints one JSON line per run (params, best validation accuracy, test accuracy, seconds) and then
+the runs sorted by validation accuracy, with the rank correlation between validation and test.
+Runs are ranked by validation only; test is printed to show how well validation predicts it.
+These are not DVC experiments: confirm a pick with `dvc exp run` before reporting it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from agnews.checkpoints import load_model_and_vocab
+from agnews.config import config_from_dict
+from agnews.data import download
+from agnews.dataset import prepare_dataset
+from agnews.evaluation import predict_shard
+from agnews.presets import load_presets
+from agnews.runtime import pick_device
+from agnews.shards import load_shard
+from agnews.training import train_model
+
+ROOT = Path(__file__).resolve().parents[1]
+GRID = {
+    "prepare.min_count": [1, 3, 5],
+    "model.cell": ["gru", "lstm"],
+    "model.hidden_size": [64, 128, 256],
+    "model.pooling": ["mean+max", "max", "mean"],
+    "model.embedding_dropout": [0.2, 0.3, 0.5],
+    "model.skip_embedding": [False, True],
+    "train.word_dropout": [0.0, 0.1, 0.25],
+    "train.weight_decay": [0.0, 0.01],
+    "train.epochs": [5, 8, 12],
+}
+
+
+def _set(params: dict, dotted: str, value: object) -> None:
+    section, key = dotted.split(".")
+    params[section][key] = value
+
+
+def _ranks(x: list[float]) -> np.ndarray:
+    return np.argsort(np.argsort(x)).astype(float)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", required=True, help="folder with AG News CSVs")
+    parser.add_argument("--preset", default="tuned", help="preset the grid varies")
+    parser.add_argument("--runs", type=int, default=24)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random draws")
+    parser.add_argument("--out", help="also write the JSON lines here")
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)
+
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for key, value in load_presets(ROOT / "presets.yaml")[args.preset]["params"].items():
+        _set(base, key, value)
+    work = Path(tempfile.mkdtemp(prefix="agnews-search-"))
+    download("unused", str(Path(args.data_dir).resolve()), work / "raw")
+    device = pick_device("auto")
+    draw = random.Random(args.seed)
+    results = []
+    for run in range(args.runs):
+        params = json.loads(json.dumps(base))
+        changes = {key: draw.choice(values) for key, values in GRID.items()}
+        changes["train.seed"] = draw.randrange(1000)
+        changes["train.optimizer"] = "adamw" if changes["train.weight_decay"] else "adam"
+        for key, value in changes.items():
+            _set(params, key, value)
+        cfg = config_from_dict(params)
+        prepared = work / f"prepared-{cfg.prepare.min_count}"
+        if not prepared.exists():
+            p = cfg.prepare
+            prepare_dataset(
+                work / "raw", prepared, work / "m.json", work / "h.csv",
+                p.min_count, p.val_size, p.seed, p.num_workers,
+            )  # fmt: skip
+        started = time.perf_counter()
+        out = work / f"run-{run}"
+        summary = train_model(prepared, out / "model.pt", out / "live", cfg.model, cfg.train)
+        model, _, vocab = load_model_and_vocab(out / "model.pt", prepared / "vocab.json", device)
+        test = load_shard(prepared / "test.npz")
+        preds, _ = predict_shard(
+            model, test, vocab.pad_id, cfg.train.max_len, cfg.model.fixed_len, 512, device
+        )
+        row = {
+            "run": run,
+            "val": summary["best_val_acc"],
+            "test": round(float((preds == test.labels).mean()), 4),
+            "seconds": round(time.perf_counter() - started, 1),
+            "changes": changes,
+        }
+        results.append(row)
+        print(json.dumps(row), flush=True)
+        if args.out:
+            with open(args.out, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+    results.sort(key=lambda r: -r["val"])
+    print(f"\n{args.runs} runs on {device}, sorted by validation accuracy:")
+    for r in results:
+        print(f"val {r['val']:.4f}  test {r['test']:.4f}  {r['changes']}")
+    val, test = [r["val"] for r in results], [r["test"] for r in results]
+    rho = float(np.corrcoef(_ranks(val), _ranks(test))[0, 1])
+    print(f"Spearman rank correlation of validation and test accuracy: {rho:.2f}")
+    print(f"device {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}")
+
+
+if __name__ == "__main__":
+    main()
