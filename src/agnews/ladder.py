@@ -258,7 +258,7 @@ def write_report(
     if others:
         lines += [
             "",
-            "## Other experiments on this commit (e.g. the sweep)",
+            "## Other experiments on these commits (seed repeats, the sweep, ...)",
             "",
             "| experiment | changed params | best val acc | test acc | macro-F1 |",
             "|---|---|---|---|---|",
