@@ -144,11 +144,12 @@ class TextClassifier(nn.Module):
         lengths = lengths.to(ids.device, non_blocking=True)  # once, not once per pooling mode
         parts = []
         for mode in self.modes:
-            p = pool(out, lengths, mode, self.encoder.top_bidirectional)  # (B, D) or (B, T*D)
             if self.cfg.skip_embedding and mode == "flatten":  # position by position
-                p = torch.cat([out, x], dim=2).reshape(len(ids), -1)  # (B, T*(D+E))
-            elif self.cfg.skip_embedding:
-                p = torch.cat([p, pool(x, lengths, mode, False)], dim=1)  # (B, D+E)
+                p = pool(torch.cat([out, x], dim=2), lengths, mode, False)  # (B, T*(D+E))
+            else:
+                p = pool(out, lengths, mode, self.encoder.top_bidirectional)  # (B, D) or (B, T*D)
+                if self.cfg.skip_embedding:
+                    p = torch.cat([p, pool(x, lengths, mode, False)], dim=1)  # (B, D+E)
             if mode == "flatten" and self.flatten_proj is not None:
                 p = self.flatten_proj(p)  # (B, flatten_dim)
             parts.append(p)
