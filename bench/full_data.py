@@ -30,6 +30,9 @@ from pathlib import Path
 
 import yaml
 
+from agnews.ladder import parse_sets
+from agnews.presets import apply_overrides
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -78,12 +81,8 @@ def main() -> None:
         (local / "test.csv.gz").write_bytes(min(data_dir.glob("test*.csv*")).read_bytes())
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["data"]["local_dir"] = str(local)
+    params = apply_overrides(params, {**parse_sets(args.set), "data.local_dir": str(local)})
     params["paths"] = {k: str(work / "out" / v) for k, v in params["paths"].items()}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        section, name = key.split(".")
-        params[section][name] = yaml.safe_load(value)
     params_file = work / "params.yaml"
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
 

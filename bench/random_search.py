@@ -29,7 +29,7 @@ from agnews.config import config_from_dict
 from agnews.data import download
 from agnews.dataset import prepare_dataset
 from agnews.evaluation import predict_shard
-from agnews.presets import load_presets
+from agnews.presets import apply_overrides, get_preset, load_presets
 from agnews.runtime import pick_device
 from agnews.shards import load_shard
 from agnews.training import train_model
@@ -48,11 +48,6 @@ GRID = {
 }
 
 
-def _set(params: dict, dotted: str, value: object) -> None:
-    section, key = dotted.split(".")
-    params[section][key] = value
-
-
 def _ranks(x: list[float]) -> np.ndarray:
     return np.argsort(np.argsort(x)).astype(float)
 
@@ -68,21 +63,18 @@ def main() -> None:
     logging.disable(logging.WARNING)
 
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for key, value in load_presets(ROOT / "presets.yaml")[args.preset]["params"].items():
-        _set(base, key, value)
+    preset = get_preset(load_presets(ROOT / "presets.yaml"), args.preset)
+    base = apply_overrides(base, preset["params"])
     work = Path(tempfile.mkdtemp(prefix="agnews-search-"))
     download("unused", str(Path(args.data_dir).resolve()), work / "raw")
     device = pick_device("auto")
     draw = random.Random(args.seed)
     results = []
     for run in range(args.runs):
-        params = json.loads(json.dumps(base))
         changes = {key: draw.choice(values) for key, values in GRID.items()}
         changes["train.seed"] = draw.randrange(1000)
         changes["train.optimizer"] = "adamw" if changes["train.weight_decay"] else "adam"
-        for key, value in changes.items():
-            _set(params, key, value)
-        cfg = config_from_dict(params)
+        cfg = config_from_dict(apply_overrides(base, changes))
         prepared = work / f"prepared-{cfg.prepare.min_count}"
         if not prepared.exists():
             p = cfg.prepare
