@@ -24,14 +24,12 @@ import numpy as np
 import torch
 import yaml
 
-from agnews.checkpoints import load_model_and_vocab
 from agnews.config import config_from_dict
 from agnews.data import download
 from agnews.dataset import prepare_dataset
-from agnews.evaluation import predict_shard
+from agnews.evaluation import predict_test
 from agnews.presets import apply_overrides, get_preset, load_presets
 from agnews.runtime import pick_device
-from agnews.shards import load_shard
 from agnews.training import train_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,11 +83,7 @@ def main() -> None:
         started = time.perf_counter()
         out = work / f"run-{run}"
         summary = train_model(prepared, out / "model.pt", out / "live", cfg.model, cfg.train)
-        model, _, vocab = load_model_and_vocab(out / "model.pt", prepared / "vocab.json", device)
-        test = load_shard(prepared / "test.npz")
-        preds, _ = predict_shard(
-            model, test, vocab.pad_id, cfg.train.max_len, cfg.model.fixed_len, 512, device
-        )
+        test, preds, _, _ = predict_test(out / "model.pt", prepared, 512)
         row = {
             "run": run,
             "val": summary["best_val_acc"],

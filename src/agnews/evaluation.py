@@ -80,6 +80,21 @@ def confusion_csv(labels: np.ndarray, preds: np.ndarray) -> str:
     return "\n".join(rows) + "\n"
 
 
+def predict_test(
+    model_path: str | Path, data_dir: str | Path, batch_size: int
+) -> tuple[Shard, np.ndarray, float, dict[str, Any]]:
+    """(test shard, predicted labels (N,), mean test loss, checkpoint payload) for the checkpoint
+    at `model_path` and the prepared folder `data_dir` it was trained from, on CUDA if present."""
+    device = pick_device("auto")
+    model, payload, vocab = load_model_and_vocab(model_path, Path(data_dir) / "vocab.json", device)
+    test = load_shard(Path(data_dir) / "test.npz")
+    max_len = payload["train_config"]["max_len"]
+    preds, loss = predict_shard(
+        model, test, vocab.pad_id, max_len, model.cfg.fixed_len, batch_size, device
+    )
+    return test, preds, loss, payload
+
+
 def evaluate_checkpoint(
     model_path: str | Path,
     data_dir: str | Path,
@@ -89,13 +104,8 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """Score the test split once with the selected checkpoint; write metrics JSON and the
     confusion-matrix rows."""
-    device = pick_device("auto")
-    model, payload, vocab = load_model_and_vocab(model_path, Path(data_dir) / "vocab.json", device)
-    test = load_shard(Path(data_dir) / "test.npz")
+    test, preds, test_loss, payload = predict_test(model_path, data_dir, batch_size)
     train_cfg = payload["train_config"]
-    preds, test_loss = predict_shard(
-        model, test, vocab.pad_id, train_cfg["max_len"], model.cfg.fixed_len, batch_size, device
-    )
     metrics = classification_metrics(test.labels, preds)
     cfg = payload["model_config"]
     metrics = {
