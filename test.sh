@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Set everything up (with the test tools), then lint and run the whole test suite, including the
+# Set everything up (the Debian packages of scripts/debian-packages.txt, the test tools), then lint and run the whole test suite, including the
 # end-to-end `dvc repro` / `dvc exp run` test on the real-data sample. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")"
+scripts/setup-system.sh
 source scripts/setup.sh requirements-dev.txt
 ruff check .
 ruff format --check .
