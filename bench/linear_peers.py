@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from agnews.config import load_params
-from agnews.data import load_local
+from agnews.raw import load_local
 from agnews.shards import stratified_split
 from agnews.text import tokenize
 

@@ -25,8 +25,8 @@ import torch
 import yaml
 
 from agnews.config import config_from_dict
-from agnews.data import download
-from agnews.dataset import prepare_dataset
+from agnews.raw import download
+from agnews.prepare import prepare_dataset
 from agnews.evaluation import predict_test
 from agnews.presets import apply_overrides, get_preset, load_presets
 from agnews.runtime import pick_device

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 
 from agnews.batching import make_batch, train_order
 from agnews.config import load_params
-from agnews.data import load_local
+from agnews.raw import load_local
 from agnews.models import TextClassifier
 from agnews.runtime import pick_device
 from agnews.shards import shard_from_ids

@@ -10,7 +10,7 @@ from argparse import Namespace
 
 from agnews.cli import run_stage
 from agnews.config import Config
-from agnews.dataset import prepare_dataset
+from agnews.prepare import prepare_dataset
 
 
 def main(args: Namespace, cfg: Config) -> None:
@@ -24,6 +24,8 @@ def main(args: Namespace, cfg: Config) -> None:
         val_size=p.val_size,
         seed=p.seed,
         num_workers=p.num_workers,
+        ngrams=p.ngrams,
+        ngram_min_count=p.ngram_min_count,
     )
     print(f"prepare: vocabulary of {metrics['vocab_size']} words, rows {metrics['rows']}")
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 from helpers import ROOT, SAMPLE_DIR, TINY, download_and_prepare, override
 
-from agnews.config import Config, config_from_dict
+from agnews.config import Config, config_from_dict, load_yaml
 
 
 @pytest.fixture
 def params() -> dict:
     """params.yaml as a plain dict (a fresh copy per test)."""
-    return yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    return load_yaml((ROOT / "params.yaml").read_text(encoding="utf-8"))
 
 
 @pytest.fixture
@@ -33,11 +32,9 @@ def prepared_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained_model(prepared_dir, tmp_path_factory) -> Path:
     """A tiny model trained for one epoch on the prepared sample (checkpoint path)."""
-    import yaml as _yaml
-
     from agnews.training import train_model
 
-    raw = _yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    raw = load_yaml((ROOT / "params.yaml").read_text(encoding="utf-8"))
     cfg = config_from_dict(override(raw, TINY))
     out = tmp_path_factory.mktemp("trained")
     train_model(prepared_dir, out / "model.pt", out / "live", cfg.model, cfg.train)

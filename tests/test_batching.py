@@ -1,6 +1,6 @@
 import numpy as np
 
-from agnews.batching import eval_order, make_batch, train_order
+from agnews.batching import InputSpec, eval_order, make_batch, train_order
 from agnews.shards import shard_from_ids
 
 
@@ -11,7 +11,7 @@ def _shard(lengths):
 
 def test_batch_pads_to_longest_and_truncates_to_max_len():
     shard = _shard([3, 6, 9])
-    b = make_batch(shard, np.array([0, 1, 2]), pad_id=0, max_len=7)
+    b = make_batch(shard, np.array([0, 1, 2]), InputSpec(pad_id=0, max_len=7, fixed_len=None))
     assert b.ids.shape == (3, 7)
     assert b.lengths.tolist() == [3, 6, 7]
     assert b.ids[0].tolist() == [10, 11, 12, 0, 0, 0, 0]
@@ -21,9 +21,9 @@ def test_batch_pads_to_longest_and_truncates_to_max_len():
 
 def test_fixed_len_gives_constant_width():
     shard = _shard([3, 6])
-    b = make_batch(shard, np.array([0]), pad_id=0, max_len=256, fixed_len=5)
+    b = make_batch(shard, np.array([0]), InputSpec(pad_id=0, max_len=256, fixed_len=5))
     assert b.ids.shape == (1, 5) and b.lengths.tolist() == [3]
-    b = make_batch(shard, np.array([1]), pad_id=0, max_len=256, fixed_len=5)
+    b = make_batch(shard, np.array([1]), InputSpec(pad_id=0, max_len=256, fixed_len=5))
     assert b.ids[0].tolist() == [10, 11, 12, 13, 14] and b.lengths.tolist() == [5]
 
 
@@ -58,7 +58,7 @@ def test_word_dropout_hits_only_real_words_at_the_given_rate():
     from agnews.batching import word_dropout
 
     shard = _shard([40] * 200)
-    batch = make_batch(shard, np.arange(200), pad_id=0, max_len=256)
+    batch = make_batch(shard, np.arange(200), InputSpec(pad_id=0, max_len=256, fixed_len=None))
     torch.manual_seed(0)
     out = word_dropout(batch, 0.3, unk_id=1)
     changed = out.ids != batch.ids
@@ -66,5 +66,5 @@ def test_word_dropout_hits_only_real_words_at_the_given_rate():
     assert (out.ids[changed] == 1).all()
     assert abs(changed.float().mean().item() / (38 / 40) - 0.3) < 0.02
     assert word_dropout(batch, 0.0, unk_id=1) is batch
-    short = make_batch(_shard([3, 8]), np.array([0, 1]), pad_id=0, max_len=256)
+    short = make_batch(_shard([3, 8]), np.array([0, 1]), InputSpec(pad_id=0, max_len=256, fixed_len=None))
     assert not (word_dropout(short, 0.99, unk_id=1).ids[0, 3:] == 1).any()  # padding kept

@@ -7,11 +7,16 @@ import torch
 import yaml
 from helpers import ROOT
 
+from agnews.batching import InputSpec
 from agnews.config import ModelConfig
 from agnews.models import TextClassifier, pool
 from agnews.presets import load_presets, preset_config
 
 VOCAB, PAD = 50, 0
+
+
+def _model(cfg: ModelConfig, vocab: int = VOCAB) -> TextClassifier:
+    return TextClassifier(cfg, vocab, InputSpec(PAD, 256, cfg.fixed_len))
 
 
 def _cfg(tiny_config, **changes) -> ModelConfig:
@@ -43,7 +48,7 @@ def _logits_alone_and_padded(model, fixed_len=None):
 def test_padding_does_not_change_pooled_result(tiny_config, cell, bidirectional, pooling):
     cfg = _cfg(tiny_config, cell=cell, bidirectional=bidirectional, pooling=pooling, layers=2)
     torch.manual_seed(1)
-    a, b = _logits_alone_and_padded(TextClassifier(cfg, VOCAB, PAD))
+    a, b = _logits_alone_and_padded(_model(cfg))
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
@@ -52,7 +57,7 @@ def test_padding_does_not_change_pooled_result(tiny_config, cell, bidirectional,
 def test_skip_embedding_ignores_padding_too(tiny_config, bidirectional, pooling):
     cfg = _cfg(tiny_config, cell="gru", bidirectional=bidirectional, pooling=pooling)
     torch.manual_seed(1)
-    a, b = _logits_alone_and_padded(TextClassifier(_skip(cfg), VOCAB, PAD))
+    a, b = _logits_alone_and_padded(_model(_skip(cfg)))
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
@@ -63,7 +68,7 @@ def _skip(cfg: ModelConfig) -> ModelConfig:
 def test_skip_embedding_pools_the_embeddings_beside_the_encoder(tiny_config):
     cfg = _cfg(tiny_config, cell="gru", bidirectional="all", pooling="mean+max", hidden_size=8)
     cfg = dataclasses.replace(cfg, embedding_dim=5, head_layers=1, head_dropout=0.0)
-    model = TextClassifier(_skip(cfg), VOCAB, PAD)
+    model = _model(_skip(cfg))
     assert model.pooled_dim == 2 * (16 + 5)  # (mean, max) x (2H encoder + E embedding)
     # the embedding half of the mean-pooled vector is the mean of the text's embeddings
     captured = {}
@@ -88,7 +93,7 @@ def test_flatten_sees_zeros_past_the_text_end(tiny_config, bidirectional, skip):
         skip_embedding=skip,
     )
     torch.manual_seed(1)
-    a, b = _logits_alone_and_padded(TextClassifier(cfg, VOCAB, PAD), fixed_len=8)
+    a, b = _logits_alone_and_padded(_model(cfg), fixed_len=8)
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
@@ -107,7 +112,7 @@ def test_pool_modes_on_a_hand_made_tensor():
 
 def test_head_concat_pooled_widens_second_layer(tiny_config):
     cfg = _cfg(tiny_config, head_layers=2, head_concat_pooled=True, hidden_size=8, head_hidden=6)
-    model = TextClassifier(cfg, VOCAB, PAD)
+    model = _model(cfg)
     assert model.head[1][1].in_features == 6 + 8
 
 
@@ -122,7 +127,7 @@ def test_notebook_best_shapes(tiny_config):
         hidden_size=8,
         flatten_dim=32,
     )
-    model = TextClassifier(cfg, VOCAB, PAD)
+    model = _model(cfg)
     assert model.flatten_proj[1].in_features == 70 * 16  # fixed_len * 2H
     assert model.pooled_dim == 32 + 16 + 16  # flatten_dim + mean(2H) + max(2H)
 
@@ -134,7 +139,7 @@ PRESETS = load_presets(ROOT / "presets.yaml")
 def test_every_preset_builds_and_trains_one_step(params, name):
     cfg = preset_config(PRESETS, name, params).model
     torch.manual_seed(0)
-    model = TextClassifier(cfg, 300, PAD)
+    model = _model(cfg, 300)
     width = cfg.fixed_len or 20
     ids = torch.randint(1, 300, (4, width))
     lengths = torch.tensor([width, width - 3, 5, 3])

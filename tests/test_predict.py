@@ -11,7 +11,7 @@ from agnews.predict import Predictor, main
 
 @pytest.fixture
 def cli(trained_model, prepared_dir):
-    base = ["--model", str(trained_model), "--vocab", str(prepared_dir / "vocab.json")]
+    base = ["--model", str(trained_model), "--data", str(prepared_dir)]
 
     def run(*args, stdin: bytes | None = None, monkeypatch=None):
         return main([*base, *args])
@@ -31,13 +31,20 @@ def test_arguments_print_label_and_probabilities(cli, capsys):
     assert text == "Stocks rally as oil prices fall"
 
 
-def test_file_and_json_output(cli, capsys, tmp_path):
+def test_file_and_json_output_one_row_per_input_line(cli, capsys, tmp_path):
     f = tmp_path / "in.txt"
-    f.write_text("NASA launches a probe\n\n   \nMarkets slide\n")
+    f.write_text("NASA launches a probe\n\n   \n?!\nMarkets slide\n")
     assert cli("--file", str(f), "--json") == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [r["text"] for r in rows] == ["NASA launches a probe", "Markets slide"]
-    assert all(abs(sum(r["probabilities"].values()) - 1) < 0.01 for r in rows)
+    assert [r["text"] for r in rows] == ["NASA launches a probe", "", "   ", "?!", "Markets slide"]
+    assert [r["label"] is None for r in rows] == [False, True, True, True, False]
+    assert [r["note"] for r in rows[1:4]] == [
+        "empty line",
+        "empty line",
+        "no words left after preprocessing",
+    ]
+    labelled = [rows[0], rows[4]]
+    assert all(abs(sum(r["probabilities"].values()) - 1) < 0.01 for r in labelled)
 
 
 def test_stdin(cli, capsys, monkeypatch):
@@ -50,9 +57,8 @@ def test_stdin(cli, capsys, monkeypatch):
     ("data", "expect"),
     [
         (b"", "no input text"),
-        (b"\n  \n", "no input text"),
-        (b"abc\x00\x01\x02", "input looks binary"),
-        (b"ok line\n\xff\xfe\xfa\n", "input line 2 is not valid UTF-8"),
+        (b"abc\x00\x01\x02", "stdin: line 1 has NUL bytes"),
+        (b"ok line\n\xff\xfe\xfa\n", "stdin: line 2 is not valid UTF-8"),
     ],
 )
 def test_bad_stdin_is_a_clear_error(cli, capsys, monkeypatch, data, expect):
@@ -63,13 +69,13 @@ def test_bad_stdin_is_a_clear_error(cli, capsys, monkeypatch, data, expect):
 
 
 def test_punctuation_only_and_very_long_texts(trained_model, prepared_dir):
-    predictor = Predictor(trained_model, prepared_dir / "vocab.json")
+    predictor = Predictor(trained_model, prepared_dir)
     empty, long = predictor.predict(["?!...", "market " * 5000])
     assert empty.label is None and "no words" in empty.note
     assert long.label is not None and long.note == "truncated to 256 tokens"
 
 
 def test_missing_model_is_a_clear_error(capsys, tmp_path, prepared_dir):
-    args = ["--model", str(tmp_path / "none.pt"), "--vocab", str(prepared_dir / "vocab.json")]
+    args = ["--model", str(tmp_path / "none.pt"), "--data", str(prepared_dir)]
     assert main([*args, "text"]) == 2
     assert "none.pt: missing; run the train stage first" in capsys.readouterr().err

@@ -3,7 +3,7 @@ import re
 from helpers import SAMPLE_DIR
 from nltk.tokenize import word_tokenize
 
-from agnews.data import read_csv_split
+from agnews.raw import read_csv_split
 from agnews.text import normalize, tokenize, tokenize_all
 
 

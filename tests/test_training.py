@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from agnews.checkpoints import load_checkpoint
+from agnews.checkpoints import load_model
 from agnews.config import TrainConfig
 from agnews.errors import TrainingError
 from agnews.evaluation import evaluate_checkpoint
@@ -30,10 +30,12 @@ def test_train_writes_checkpoint_and_dvclive_log(tmp_path, prepared_dir, tiny_co
     live = json.loads((out / "live" / "metrics.json").read_text())
     assert live["best_val_acc"] == summary["best_val_acc"]
     metrics = out / "live" / "plots" / "metrics"
-    for tsv in ("train/loss.tsv", "train/epoch_loss.tsv", "val/loss.tsv", "val/acc.tsv"):
+    for tsv in ("loss/train.tsv", "loss/train_epoch.tsv", "loss/val.tsv", "acc/val.tsv", "lr.tsv"):
         assert (metrics / tsv).is_file(), tsv
-    assert len((metrics / "val" / "acc.tsv").read_text().splitlines()) == 1 + 2  # 2 evals/epoch
-    assert (out / "live" / "plots" / "images" / "grad_flow" / "1.png").is_file()
+    assert len((metrics / "acc" / "val.tsv").read_text().splitlines()) == 1 + 2  # 2 evals/epoch
+    assert (out / "live" / "plots" / "images" / "grad_flow.png").is_file()
+    # no metric is named like a params section: `dvc exp show` would rename the param's column
+    assert not {"train", "model", "prepare", "data", "evaluate", "paths"} & set(live)
 
 
 def test_same_seed_same_checkpoint_and_metrics_on_cpu(tmp_path, prepared_dir, tiny_config):
@@ -55,9 +57,10 @@ def test_checkpoint_rebuilds_its_own_model(tmp_path, prepared_dir, tiny_config):
     cfg = dataclasses.replace(tiny_config.model, cell="gru", pooling="mean+last")
     out = tmp_path / "ck"
     train_model(prepared_dir, out / "model.pt", out / "live", cfg, tiny_config.train)
-    model, payload = load_checkpoint(out / "model.pt", torch.device("cpu"))
+    model, payload, _ = load_model(out / "model.pt", prepared_dir, torch.device("cpu"))
     assert isinstance(model, TextClassifier) and model.cfg == cfg
-    assert payload["vocab_size"] == model.embedding.num_embeddings
+    assert payload["vocab"]["words"]["size"] == model.embedding.num_embeddings
+    assert payload["inputs"] == {"pad_id": 0, "max_len": 256, "fixed_len": None}
 
 
 def test_evaluate_metrics_json(tmp_path, prepared_dir, tiny_config):
@@ -66,15 +69,15 @@ def test_evaluate_metrics_json(tmp_path, prepared_dir, tiny_config):
     assert m["n_test"] == 200
     assert json.loads((out / "m.json").read_text()) == m
     assert set(m["per_class"]) == {"World", "Sports", "Business", "Sci/Tech"}
-    assert m["run"]["cell"] == "rnn"
+    assert "run" not in m  # params live in params.yaml, not repeated as metrics
     assert len((out / "c.csv").read_text().splitlines()) == 201
 
 
 def test_nan_loss_stops_training(tmp_path, prepared_dir, tiny_config, monkeypatch):
     original = TextClassifier.forward
 
-    def poisoned(self, ids, lengths):
-        return original(self, ids, lengths) * float("nan")
+    def poisoned(self, *args):
+        return original(self, *args) * float("nan")
 
     monkeypatch.setattr(TextClassifier, "forward", poisoned)
     with pytest.raises(TrainingError, match="loss became nan at epoch 1"):
@@ -126,11 +129,11 @@ def test_resume_after_interruption_matches_uninterrupted_run(
     calls = {"n": 0}
     original = TextClassifier.forward
 
-    def interrupt(self, ids, lengths):
+    def interrupt(self, *args):
         calls["n"] += 1
         if self.training and calls["n"] == 14:  # 10 train batches + 2 evals per epoch
             raise KeyboardInterrupt
-        return original(self, ids, lengths)
+        return original(self, *args)
 
     monkeypatch.setattr(TextClassifier, "forward", interrupt)
     with pytest.raises(KeyboardInterrupt):
@@ -147,7 +150,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(
         assert torch.equal(tensor, b["model_state"][key]), key
     assert a["best"] == b["best"]
     assert resumed_summary["best_val_acc"] == ref_summary["best_val_acc"]
-    for tsv in ("val/acc.tsv", "train/loss.tsv", "train/epoch_loss.tsv"):
+    for tsv in ("acc/val.tsv", "loss/train.tsv", "loss/train_epoch.tsv"):
         ref_rows = (ref / "live/plots/metrics" / tsv).read_text()
         assert (cut / "live/plots/metrics" / tsv).read_text() == ref_rows, tsv
 
@@ -192,6 +195,6 @@ def test_evaluate_refuses_a_vocabulary_of_another_run(tmp_path, prepared_dir, tr
     shutil.copytree(prepared_dir, other)
     vocab = Vocab.load(other / "vocab.json")
     Vocab((*vocab.itos, "zzz-extra")).save(other / "vocab.json")
-    with pytest.raises(DataError, match="rerun the train stage"):
+    with pytest.raises(DataError, match="trained with another words vocabulary"):
         evaluate_checkpoint(trained_model, other, tmp_path / "m.json", tmp_path / "c.csv", 64)
     assert not (tmp_path / "m.json").exists()

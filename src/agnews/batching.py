@@ -4,6 +4,10 @@ Training batches are length-bucketed: indices are shuffled, cut into chunks of
 `batch_size * bucket_chunk`, sorted by length inside each chunk, split into batches, and the
 batches shuffled again. Padding then stays close to the real tokens while the order stays random
 and seeded.
+
+How ids become a batch (pad id, truncation, fixed width) is an `InputSpec`, stored once with the
+model (`TextClassifier.inputs`, and in its checkpoint), so training, evaluation, prediction and
+the benchmarks cannot disagree about it.
 """
 
 from __future__ import annotations
@@ -17,46 +21,68 @@ from agnews.shards import Shard
 
 
 @dataclass(frozen=True)
+class InputSpec:
+    pad_id: int  # the vocabulary's <pad>: fills rows past a text's end
+    max_len: int  # tokens (bos and eos included) beyond which a text is truncated
+    fixed_len: int | None  # every batch exactly this wide (flatten pooling), else None
+
+    @property
+    def cap(self) -> int:
+        """The most tokens of a text the model sees."""
+        return self.fixed_len if self.fixed_len is not None else self.max_len
+
+
+@dataclass(frozen=True)
 class Batch:
     ids: torch.Tensor  # (B, T) int64 token ids, padded with pad_id
     lengths: torch.Tensor  # (B,) int64 real tokens per row (1..T), on the CPU for packing
     labels: torch.Tensor  # (B,) int64
+    bag: torch.Tensor | None = None  # (total,) int64 n-gram ids of all rows back to back
+    bag_offsets: torch.Tensor | None = None  # (B,) int64 where each row's n-grams start
 
     def to(self, device: torch.device) -> Batch:
-        non_blocking = device.type == "cuda"
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device, non_blocking=device.type == "cuda")
+
         return Batch(
-            self.ids.to(device, non_blocking=non_blocking),
-            self.lengths,
-            self.labels.to(device, non_blocking=non_blocking),
+            move(self.ids), self.lengths, move(self.labels), move(self.bag), move(self.bag_offsets)
         )
 
 
-def make_batch(
-    shard: Shard, index: np.ndarray, pad_id: int, max_len: int, fixed_len: int | None = None
-) -> Batch:
-    """Rows `index` of `shard`, truncated to max_len (or fixed_len) and padded.
+def _pinned(t: torch.Tensor) -> torch.Tensor:
+    """Page-locked on a CUDA machine, so the copy to the GPU is asynchronous."""
+    return t.pin_memory() if torch.cuda.is_available() else t
 
-    With `fixed_len` every batch is exactly fixed_len wide (flatten pooling needs it); otherwise
-    it is as wide as its longest (truncated) text.
-    """
-    cap = fixed_len if fixed_len is not None else max_len
+
+def make_batch(shard: Shard, index: np.ndarray, spec: InputSpec) -> Batch:
+    """Rows `index` of `shard`, truncated to spec.cap and padded: exactly fixed_len wide with a
+    fixed length, else as wide as the longest (truncated) row."""
     starts = shard.offsets[index]  # (B,)
-    lengths = np.minimum(shard.offsets[index + 1] - starts, cap)  # (B,)
-    width = fixed_len if fixed_len is not None else int(lengths.max())
+    lengths = np.minimum(shard.offsets[index + 1] - starts, spec.cap)  # (B,)
+    width = spec.fixed_len if spec.fixed_len is not None else int(lengths.max())
     pos = np.arange(width)  # (T,)
     mask = pos[None, :] < lengths[:, None]  # (B, T)
     gather = np.where(mask, starts[:, None] + pos[None, :], 0)  # (B, T)
-    ids = np.where(mask, shard.tokens[gather], pad_id)  # (B, T)
-    ids_t = torch.from_numpy(ids.astype(np.int64))
-    lengths_t = torch.from_numpy(lengths.astype(np.int64))
-    labels_t = torch.from_numpy(shard.labels[index].astype(np.int64))
-    if torch.cuda.is_available():  # page-locked, so the copies to the GPU are asynchronous
-        ids_t, lengths_t, labels_t = (
-            ids_t.pin_memory(),
-            lengths_t.pin_memory(),
-            labels_t.pin_memory(),
+    ids = np.where(mask, shard.tokens[gather], spec.pad_id)  # (B, T)
+    bag = bag_offsets = None
+    if shard.bag is not None:
+        bag_starts, bag_ends = shard.bag_offsets[index], shard.bag_offsets[index + 1]  # (B,)
+        sizes = bag_ends - bag_starts  # (B,)
+        bag_offsets = np.zeros(len(index), dtype=np.int64)
+        np.cumsum(sizes[:-1], out=bag_offsets[1:])
+        # every row's n-gram positions back to back: start of its run + rank within it
+        rank = np.arange(sizes.sum()) - np.repeat(bag_offsets, sizes)  # (total,)
+        bag = shard.bag[np.repeat(bag_starts, sizes) + rank]  # (total,)
+        bag, bag_offsets = (
+            _pinned(torch.from_numpy(x.astype(np.int64))) for x in (bag, bag_offsets)
         )
-    return Batch(ids_t, lengths_t, labels_t)
+    return Batch(
+        _pinned(torch.from_numpy(ids.astype(np.int64))),
+        _pinned(torch.from_numpy(lengths.astype(np.int64))),
+        _pinned(torch.from_numpy(shard.labels[index].astype(np.int64))),
+        bag,
+        bag_offsets,
+    )
 
 
 def train_order(
@@ -82,10 +108,17 @@ def eval_order(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
 
 def word_dropout(batch: Batch, p: float, unk_id: int) -> Batch:
     """Replace each real word (not bos, eos or padding) by `unk_id` with probability `p`, using
-    torch's CPU generator (seeded, and saved with a resumable training state)."""
+    torch's CPU generator (seeded, and saved with a resumable training state). The n-gram bag is
+    left as it is."""
     if p <= 0:
         return batch
     pos = torch.arange(batch.ids.shape[1])[None, :]  # (1, T)
     words = (pos >= 1) & (pos < (batch.lengths - 1)[:, None])  # (B, T)
     drop = words & (torch.rand(batch.ids.shape) < p)  # (B, T)
-    return Batch(batch.ids.masked_fill(drop, unk_id), batch.lengths, batch.labels)
+    return Batch(
+        batch.ids.masked_fill(drop, unk_id),
+        batch.lengths,
+        batch.labels,
+        batch.bag,
+        batch.bag_offsets,
+    )

@@ -1,34 +1,65 @@
-"""Checkpoints that carry their own model config and vocabulary size.
+"""Checkpoints that carry their own model config, input settings and vocabulary binding.
 
 They hold only tensors and plain Python values, so they load with `weights_only=True`, and a
 model is always rebuilt from the config it was trained with, never from today's params.yaml.
+A checkpoint records the digests of the vocabularies it was trained with: loading it beside
+any other vocabulary (another prepare run, or a file corrupted in place) is an error, as is a
+checkpoint of another format or one whose bytes are damaged.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from agnews import CLASS_NAMES, NUM_CLASSES
 from agnews.atomic import atomic_path
+from agnews.batching import InputSpec
 from agnews.config import ModelConfig, to_dict
-from agnews.errors import DataError
+from agnews.errors import ConfigError, DataError
 from agnews.models import TextClassifier
-from agnews.vocab import Vocab
+from agnews.vocab import NgramVocab, Vocab
 
-CHECKPOINT_FORMAT = 1
+# 2: input settings and vocabulary digests stored with the model (format 1 had neither)
+CHECKPOINT_FORMAT = 2
 
 
-def save_checkpoint(path: str | Path, model: TextClassifier, vocab: Vocab, extra: dict) -> None:
-    """A checkpoint carries its own model config and vocabulary size; it loads with
+@dataclass(frozen=True)
+class Vocabularies:
+    """The vocabularies a model reads: words, and n-grams when the model has a bag path."""
+
+    words: Vocab
+    ngrams: NgramVocab | None = None
+
+    @classmethod
+    def load(cls, prepared_dir: str | Path, with_ngrams: bool) -> Vocabularies:
+        prepared_dir = Path(prepared_dir)
+        ngrams = NgramVocab.load(prepared_dir / "ngrams.json") if with_ngrams else None
+        return cls(Vocab.load(prepared_dir / "vocab.json"), ngrams)
+
+    def binding(self) -> dict[str, Any]:
+        """What a checkpoint records to recognise these vocabularies again."""
+        out = {"words": {"size": len(self.words), "sha256": self.words.digest}}
+        if self.ngrams is not None:
+            out["ngrams"] = {"size": len(self.ngrams), "sha256": self.ngrams.digest}
+        return out
+
+
+def save_checkpoint(
+    path: str | Path, model: TextClassifier, vocabs: Vocabularies, extra: dict
+) -> None:
+    """Weights, model config, input settings and vocabulary binding, plus `extra`; loads with
     `torch.load(path, weights_only=True)`."""
     payload = {
         "format": CHECKPOINT_FORMAT,
         "model_state": model.state_dict(),
         "model_config": to_dict(model.cfg),
-        "vocab_size": len(vocab),
-        "pad_id": vocab.pad_id,
+        "inputs": dataclasses.asdict(model.inputs),
+        "vocab": vocabs.binding(),
         "num_classes": NUM_CLASSES,
         "class_names": list(CLASS_NAMES),
         **extra,
@@ -43,32 +74,63 @@ def save_atomically(path: str | Path, obj: dict) -> None:
         torch.save(obj, f)
 
 
-def load_checkpoint(path: str | Path, device: torch.device) -> tuple[TextClassifier, dict]:
-    """Rebuild the model from the checkpoint's own config; returns (model in eval mode, payload)."""
+def read_checkpoint(path: str | Path, device: torch.device) -> dict[str, Any]:
+    """The checkpoint's payload, checked for format; every failure is one DataError naming it."""
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise DataError(f"{path}: missing; run the train stage first") from None
-    except Exception as exc:
-        raise DataError(f"{path}: not a loadable checkpoint: {exc}") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise DataError(f"{path}: not an agnews checkpoint of format {CHECKPOINT_FORMAT}")
-    cfg = ModelConfig(**payload["model_config"])
-    model = TextClassifier(cfg, payload["vocab_size"], payload["pad_id"], payload["num_classes"])
-    model.load_state_dict(payload["model_state"])
-    return model.to(device).eval(), payload
-
-
-def load_model_and_vocab(
-    model_path: str | Path, vocab_path: str | Path, device: torch.device
-) -> tuple[TextClassifier, dict, Vocab]:
-    """The checkpoint's model and the vocabulary it must be used with; refuses a vocabulary of
-    another size (another prepare run) instead of silently mis-mapping words."""
-    model, payload = load_checkpoint(model_path, device)
-    vocab = Vocab.load(vocab_path)
-    if len(vocab) != payload["vocab_size"]:
+    except Exception as exc:  # torch raises many types for damaged files
         raise DataError(
-            f"{model_path}: trained with a vocabulary of {payload['vocab_size']} words, but "
-            f"{vocab_path} has {len(vocab)}; rerun the train stage (dvc repro)"
+            f"{path}: not a loadable checkpoint (damaged? rerun train: dvc repro -f -s train): "
+            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from None
+    if not isinstance(payload, dict) or "format" not in payload:
+        raise DataError(f"{path}: not an agnews checkpoint")
+    if payload["format"] != CHECKPOINT_FORMAT:
+        raise DataError(
+            f"{path}: checkpoint format {payload['format']!r}, this version of agnews reads "
+            f"format {CHECKPOINT_FORMAT}; retrain it (dvc repro -f -s train)"
         )
-    return model, payload, vocab
+    return payload
+
+
+def check_binding(payload: dict, vocabs: Vocabularies, model_path: Path, where: Path) -> None:
+    """The vocabularies must be the very ones the checkpoint was trained with."""
+    want = payload["vocab"]
+    have = vocabs.binding()
+    for kind in want:
+        if kind not in have or have[kind] != want[kind]:
+            got = have.get(kind, {"size": 0, "sha256": "none"})
+            raise DataError(
+                f"{model_path}: trained with another {kind} vocabulary ({want[kind]['size']} "
+                f"entries, sha256 {want[kind]['sha256'][:12]}) than {where} has "
+                f"({got['size']} entries, sha256 {got['sha256'][:12]}); use the prepared data "
+                "it was trained on, or retrain (dvc repro)"
+            )
+
+
+def load_model(
+    model_path: str | Path, prepared_dir: str | Path, device: torch.device
+) -> tuple[TextClassifier, dict, Vocabularies]:
+    """(model in eval mode, payload, vocabularies) for the checkpoint at `model_path` and the
+    prepared folder whose vocabularies it must have been trained with."""
+    model_path = Path(model_path)
+    payload = read_checkpoint(model_path, device)
+    try:
+        cfg = ModelConfig(**payload["model_config"])
+        inputs = InputSpec(**payload["inputs"])
+        want = payload["vocab"]
+        vocabs = Vocabularies.load(prepared_dir, with_ngrams="ngrams" in want)
+        check_binding(payload, vocabs, model_path, Path(prepared_dir))
+        bag_size = len(vocabs.ngrams) if vocabs.ngrams is not None else None
+        model = TextClassifier(cfg, len(vocabs.words), inputs, bag_size, payload["num_classes"])
+        model.load_state_dict(payload["model_state"])
+    except DataError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, ConfigError) as exc:
+        raise DataError(
+            f"{model_path}: the checkpoint does not match its own config (damaged?): "
+            f"{str(exc).splitlines()[0]}"
+        ) from None
+    return model.to(device).eval(), payload, vocabs

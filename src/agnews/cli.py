@@ -33,8 +33,24 @@ def run_stage(
     try:
         main(args, load_params(args.params))
     except AgnewsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        fail(str(exc))
     except KeyboardInterrupt:
-        print("error: interrupted; outputs were not written", file=sys.stderr)
-        sys.exit(130)
+        fail("interrupted; outputs were not written", 130)
+    except MemoryError:
+        fail("out of memory; lower the model sizes or batch sizes in params.yaml")
+    except OSError as exc:  # a full disk, a read-only folder, ...: outputs are written atomically
+        where = f"{exc.filename}: " if exc.filename else ""
+        fail(f"{where}{exc.strerror or exc}; outputs were not written")
+    except RuntimeError as exc:
+        if "out of memory" not in str(exc).lower():  # a bug: keep its traceback
+            raise
+        fail(
+            "out of memory on the device; lower model sizes, train.batch_size or "
+            f"train.eval_batch_size ({str(exc).splitlines()[0]})"
+        )
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print one `error:` line and exit (no traceback: the message says what to change)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)

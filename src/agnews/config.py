@@ -10,6 +10,8 @@ an hour of training.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -21,10 +23,57 @@ import yaml
 from agnews.errors import ConfigError
 
 POOLING_MODES = ("max", "mean", "last", "flatten")
+MAX_SEED = 2**32 - 1  # numpy's and torch's seeds are unsigned 32/64-bit; keep both happy
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 scalars, as DVC (ruamel.yaml) reads params.yaml:
+    `1e-3` is a float (YAML 1.1 reads it as a string) and only true/false are booleans
+    (`yes`, `on`, ... stay strings), so our view of a value is the one `dvc exp show` has."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    key: [
+        (tag, rx)
+        for tag, rx in resolvers
+        if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:float", "tag:yaml.org,2002:int")
+    ]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+for _tag, _regex, _first in (
+    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+    (
+        "tag:yaml.org,2002:float",
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        "-+0123456789.",
+    ),
+):
+    _Yaml12Loader.add_implicit_resolver(_tag, re.compile(_regex), list(_first))
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
+    text = loader.construct_scalar(node)
+    return int(text, 0) if text.startswith(("0o", "0x")) else int(text)
+
+
+def _construct_bool(loader: yaml.SafeLoader, node: yaml.Node) -> bool:
+    return loader.construct_scalar(node).lower() == "true"
+
+
+_Yaml12Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+_Yaml12Loader.add_constructor("tag:yaml.org,2002:bool", _construct_bool)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML the way DVC does (YAML 1.2 numbers and booleans)."""
+    return yaml.load(text, Loader=_Yaml12Loader)
 
 
 @dataclass(frozen=True)
 class PathsConfig:
+    params_check: str  # check's marker: params.yaml is valid (every stage depends on it)
     raw_dir: str  # download's output: train.jsonl, test.jsonl, source.json
     prepared_dir: str  # prepare's output: vocab.json and the train/val/test shards
     prepare_metrics: str  # vocabulary size, split sizes, length coverage table
@@ -48,11 +97,16 @@ class PrepareConfig:
     val_size: float  # share of train carved out (stratified) as the validation split
     seed: int  # seed of the validation split
     num_workers: int  # tokenizer processes; 0 = one per CPU core
+    ngrams: int  # highest word n-gram order kept for the bag-of-n-grams path; 0 = none
+    ngram_min_count: int  # keep n-grams seen more than this many times in the training split
 
     def __post_init__(self) -> None:
         _check(self.min_count >= 0, "prepare.min_count", "must be >= 0")
         _check(0.0 < self.val_size < 1.0, "prepare.val_size", "must be in (0, 1)")
-        _check(self.num_workers >= 0, "prepare.num_workers", "must be >= 0")
+        _check_seed(self.seed, "prepare.seed")
+        _check(self.num_workers >= 0, "prepare.num_workers", "must be >= 0 (0 = one per core)")
+        _check(0 <= self.ngrams <= 5, "prepare.ngrams", "must be in 0..5 (0 = no n-grams)")
+        _check(self.ngram_min_count >= 0, "prepare.ngram_min_count", "must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -73,6 +127,7 @@ class ModelConfig:
     head_dropout: float
     head_concat_pooled: bool  # concatenate the pooled vector to the first head layer's output
     skip_embedding: bool  # also pool the embeddings themselves (a skip connection past the RNN)
+    ngram_dim: int  # size of the bag-of-n-grams vector joined to the pooled one; 0 = no bag
 
     def __post_init__(self) -> None:
         for key in ("embedding_dim", "hidden_size", "layers", "head_hidden", "head_layers"):
@@ -80,6 +135,7 @@ class ModelConfig:
         for key in ("rnn_dropout", "embedding_dropout", "head_dropout"):
             _check(0.0 <= getattr(self, key) < 1.0, f"model.{key}", "must be in [0, 1)")
         _check(self.flatten_dim >= 0, "model.flatten_dim", "must be >= 0")
+        _check(self.ngram_dim >= 0, "model.ngram_dim", "must be >= 0 (0 = no n-gram bag)")
         modes = self.pooling_modes
         for mode in modes:
             _check(
@@ -97,6 +153,13 @@ class ModelConfig:
             )
         if self.fixed_len is not None:
             _check(self.fixed_len >= 3, "model.fixed_len", "must be >= 3 (bos, a word, eos)")
+            _check(
+                "flatten" in modes,
+                "model.fixed_len",
+                f"{self.fixed_len} is set but model.pooling={self.pooling!r} has no flatten: it "
+                "would only cut every text to its first tokens; set model.fixed_len=null (or "
+                "use train.max_len to truncate), or add flatten to model.pooling",
+            )
         if self.bidirectional == "top":
             _check(self.layers >= 2, "model.bidirectional", "'top' needs model.layers >= 2")
         if self.head_concat_pooled:
@@ -145,11 +208,13 @@ class TrainConfig:
         ):
             _check(getattr(self, key) > 0, f"train.{key}", "must be a positive integer")
         _check(self.lr > 0, "train.lr", "must be > 0")
+        _check(self.lr <= 10, "train.lr", "must be <= 10 (a learning rate above that diverges)")
         _check(self.weight_decay >= 0, "train.weight_decay", "must be >= 0")
         _check(self.warmup_steps >= 0, "train.warmup_steps", "must be >= 0")
         _check(self.grad_clip >= 0, "train.grad_clip", "must be >= 0 (0 turns clipping off)")
         _check(0.0 <= self.word_dropout < 1.0, "train.word_dropout", "must be in [0, 1)")
         _check(self.max_len >= 3, "train.max_len", "must be >= 3 (bos, a word, eos)")
+        _check_seed(self.seed, "train.seed")
 
 
 @dataclass(frozen=True)
@@ -170,6 +235,13 @@ class Config:
     evaluate: EvaluateConfig
 
     def __post_init__(self) -> None:
+        if self.model.ngram_dim:
+            _check(
+                self.prepare.ngrams >= 1,
+                "model.ngram_dim",
+                f"{self.model.ngram_dim} needs n-grams from prepare: set prepare.ngrams >= 1 "
+                "(or model.ngram_dim=0)",
+            )
         if self.model.fixed_len is not None:
             _check(
                 self.model.fixed_len <= self.train.max_len,
@@ -181,6 +253,10 @@ class Config:
 def _check(ok: bool, key: str, message: str) -> None:
     if not ok:
         raise ConfigError(f"{key}: {message}")
+
+
+def _check_seed(seed: int, key: str) -> None:
+    _check(0 <= seed <= MAX_SEED, key, f"must be in 0..{MAX_SEED}")
 
 
 def _type_ok(value: Any, hint: Any) -> bool:
@@ -236,6 +312,8 @@ def section_from_dict(cls: type, raw: Any, name: str) -> Any:
             raise ConfigError(
                 f"{name}.{key}: {value!r} is invalid; expected {_describe(hints[key])}"
             )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{name}.{key}: {value!r} is invalid; expected a finite number")
         if isinstance(value, int) and not isinstance(value, bool) and hints[key] is float:
             raw = {**raw, key: float(value)}
     return cls(**{k: raw[k] for k in fields})
@@ -252,9 +330,11 @@ def load_params(path: str | Path = "params.yaml") -> Config:
     """Read and validate params.yaml; every error names the file and the offending key."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     try:

@@ -12,30 +12,26 @@ from torch import nn
 from agnews import CLASS_NAMES, NUM_CLASSES
 from agnews.atomic import write_json, write_text
 from agnews.batching import eval_order, make_batch
-from agnews.checkpoints import load_model_and_vocab
+from agnews.checkpoints import load_model
+from agnews.errors import DataError
+from agnews.models import TextClassifier
 from agnews.runtime import pick_device
 from agnews.shards import Shard, load_shard
 
 
-@torch.no_grad()
-def predict_shard(
-    model: nn.Module,
-    shard: Shard,
-    pad_id: int,
-    max_len: int,
-    fixed_len: int | None,
-    batch_size: int,
-    device: torch.device,
-) -> tuple[np.ndarray, float]:
-    """(predicted labels (N,), mean cross-entropy loss) over the whole shard, in shard order."""
+@torch.inference_mode()
+def predict_shard(model: TextClassifier, shard: Shard, batch_size: int) -> tuple[np.ndarray, float]:
+    """(predicted labels (N,), mean cross-entropy loss) over the whole shard, in shard order,
+    on the model's device, with the model's own input settings."""
+    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     order = eval_order(shard.lengths, batch_size)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     batch_preds = []  # stays on the device: one transfer at the end, no sync per batch
     for index in order:
-        batch = make_batch(shard, index, pad_id, max_len, fixed_len).to(device)
-        logits = model(batch.ids, batch.lengths).float()  # (B, C)
+        batch = make_batch(shard, index, model.inputs).to(device)
+        logits = model.classify(batch).float()  # (B, C)
         loss_sum += nn.functional.cross_entropy(logits, batch.labels, reduction="sum").double()
         batch_preds.append(logits.argmax(dim=1))  # (B,)
     model.train(was_training)
@@ -86,12 +82,15 @@ def predict_test(
     """(test shard, predicted labels (N,), mean test loss, checkpoint payload) for the checkpoint
     at `model_path` and the prepared folder `data_dir` it was trained from, on CUDA if present."""
     device = pick_device("auto")
-    model, payload, vocab = load_model_and_vocab(model_path, Path(data_dir) / "vocab.json", device)
-    test = load_shard(Path(data_dir) / "test.npz")
-    max_len = payload["train_config"]["max_len"]
-    preds, loss = predict_shard(
-        model, test, vocab.pad_id, max_len, model.cfg.fixed_len, batch_size, device
-    )
+    model, payload, vocabs = load_model(model_path, data_dir, device)
+    test_path = Path(data_dir) / "test.npz"
+    test = load_shard(test_path)
+    bag_size = len(vocabs.ngrams) if vocabs.ngrams is not None else None
+    try:
+        test.check_ids(len(vocabs.words), bag_size)
+    except DataError as exc:
+        raise DataError(f"{test_path}: {exc}") from None
+    preds, loss = predict_shard(model, test, batch_size)
     return test, preds, loss, payload
 
 
@@ -103,25 +102,15 @@ def evaluate_checkpoint(
     batch_size: int,
 ) -> dict[str, Any]:
     """Score the test split once with the selected checkpoint; write metrics JSON and the
-    confusion-matrix rows."""
-    test, preds, test_loss, payload = predict_test(model_path, data_dir, batch_size)
-    train_cfg = payload["train_config"]
-    metrics = classification_metrics(test.labels, preds)
-    cfg = payload["model_config"]
+    confusion-matrix rows. (The run's params are not repeated here: `dvc exp show` has them.)"""
+    test, preds, test_loss, _ = predict_test(model_path, data_dir, batch_size)
+    scores = classification_metrics(test.labels, preds)
     metrics = {
-        "accuracy": metrics["accuracy"],
-        "macro_f1": metrics["macro_f1"],
+        "accuracy": scores["accuracy"],
+        "macro_f1": scores["macro_f1"],
         "loss": round(test_loss, 6),
         "n_test": len(test),
-        "per_class": metrics["per_class"],
-        "selected": payload["best"],
-        "run": {
-            **{k: cfg[k] for k in ("cell", "layers", "bidirectional", "hidden_size", "pooling")},
-            "fixed_len": cfg["fixed_len"],
-            "epochs": train_cfg["epochs"],
-            "batch_size": train_cfg["batch_size"],
-            "lr": train_cfg["lr"],
-        },
+        "per_class": scores["per_class"],
     }
     write_json(metrics_path, metrics)
     write_text(confusion_path, confusion_csv(test.labels, preds))

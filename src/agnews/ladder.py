@@ -23,9 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from agnews.atomic import write_text
+from agnews.config import load_yaml
 from agnews.errors import AgnewsError, ConfigError
 from agnews.presets import committed_params, full_overrides, load_presets, overrides_args
 
@@ -72,7 +71,7 @@ def parse_sets(sets: list[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or "." not in key:
             raise ConfigError(f"--set {item!r}: expected section.key=value")
-        out[key] = yaml.safe_load(value)
+        out[key] = load_yaml(value)
     return out
 
 

@@ -3,7 +3,8 @@
     ids (B, T) -> Embedding -> (B, T, E) -> stacked RNN/GRU/LSTM layers over packed sequences
     -> outputs (B, T, D) with zeros at padding -> pooling (any "+"-join of max / mean / last /
     flatten, all blind to padding; with skip_embedding the embeddings (B, T, E) are pooled the
-    same way and joined) -> (B, P) -> head: [tanh -> Linear -> dropout] x head_layers
+    same way and joined; with ngram_dim the mean embedding of the text's word n-grams (B, G)
+    joins too) -> (B, P) -> head: [tanh -> Linear -> dropout] x head_layers
     -> tanh -> Linear -> (B, num_classes)
 
 Padding never enters a recurrence: bidirectional encoders run on packed sequences (the backward
@@ -19,6 +20,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from agnews import NUM_CLASSES
+from agnews.batching import Batch, InputSpec
 from agnews.config import ModelConfig
 
 _CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
@@ -106,12 +108,27 @@ def _hidden_layer(in_dim: int, out_dim: int, dropout: float) -> nn.Sequential:
 
 
 class TextClassifier(nn.Module):
+    """The model family. `inputs` says how its batches are made (pad id, truncation, fixed
+    width); `bag_size` is the n-gram vocabulary's size when cfg.ngram_dim > 0."""
+
     def __init__(
-        self, cfg: ModelConfig, vocab_size: int, pad_id: int, num_classes: int = NUM_CLASSES
+        self,
+        cfg: ModelConfig,
+        vocab_size: int,
+        inputs: InputSpec,
+        bag_size: int | None = None,
+        num_classes: int = NUM_CLASSES,
     ) -> None:
         super().__init__()
+        if inputs.fixed_len != cfg.fixed_len:
+            raise ValueError(
+                f"inputs.fixed_len={inputs.fixed_len} but model.fixed_len={cfg.fixed_len}"
+            )
+        if (bag_size is None) != (cfg.ngram_dim == 0):
+            raise ValueError("bag_size must be given exactly when model.ngram_dim > 0")
         self.cfg = cfg
-        self.embedding = nn.Embedding(vocab_size, cfg.embedding_dim, padding_idx=pad_id)
+        self.inputs = inputs
+        self.embedding = nn.Embedding(vocab_size, cfg.embedding_dim, padding_idx=inputs.pad_id)
         self.embedding_dropout = nn.Dropout(cfg.embedding_dropout)
         self.encoder = RecurrentEncoder(cfg)
         d = self.encoder.out_dim
@@ -129,6 +146,10 @@ class TextClassifier(nn.Module):
                 pooled_dim += flat
             else:
                 pooled_dim += d
+        self.bag = None
+        if cfg.ngram_dim:  # fastText's idea beside the encoder: the mean of n-gram embeddings
+            self.bag = nn.EmbeddingBag(bag_size, cfg.ngram_dim, mode="mean")
+            pooled_dim += cfg.ngram_dim
         self.pooled_dim = pooled_dim
         self.head = nn.ModuleList()
         in_dim = pooled_dim
@@ -137,8 +158,18 @@ class TextClassifier(nn.Module):
             in_dim = cfg.head_hidden + (pooled_dim if i == 0 and cfg.head_concat_pooled else 0)
         self.projection = nn.Sequential(nn.Tanh(), nn.Linear(in_dim, num_classes))
 
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        # ids: (B, T); lengths: (B,) on the CPU
+    def classify(self, batch: Batch) -> torch.Tensor:
+        """Logits (B, num_classes) of a batch already on the model's device."""
+        return self(batch.ids, batch.lengths, batch.bag, batch.bag_offsets)
+
+    def forward(
+        self,
+        ids: torch.Tensor,
+        lengths: torch.Tensor,
+        bag: torch.Tensor | None = None,
+        bag_offsets: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        # ids: (B, T); lengths: (B,) on the CPU; bag: (total,) n-gram ids; bag_offsets: (B,)
         x = self.embedding_dropout(self.embedding(ids))  # (B, T, E)
         out = self.encoder(x, lengths, total_length=ids.shape[1])  # (B, T, D)
         lengths = lengths.to(ids.device, non_blocking=True)  # once, not once per pooling mode
@@ -153,6 +184,10 @@ class TextClassifier(nn.Module):
             if mode == "flatten" and self.flatten_proj is not None:
                 p = self.flatten_proj(p)  # (B, flatten_dim)
             parts.append(p)
+        if self.bag is not None:
+            if bag is None:
+                raise ValueError("this model needs the n-gram bag of each text")
+            parts.append(self.embedding_dropout(self.bag(bag, bag_offsets)))  # (B, G)
         pooled = torch.cat(parts, dim=1)  # (B, P)
         h = pooled
         for i, layer in enumerate(self.head):

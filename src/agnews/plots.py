@@ -1,8 +1,9 @@
-"""Pictures: the notebook's gradient-flow bar chart."""
+"""Pictures: the notebook's gradient flow, as one figure per run across its epochs."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import matplotlib
 
@@ -12,20 +13,43 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 
-def grad_flow_figure(
-    names: Sequence[str], means: Sequence[float], maxes: Sequence[float], title: str
-) -> Figure:
-    """Mean and max |grad| per weight tensor, log scale (the notebook's `plot_grad_flow`,
-    which clipped the y axis at 0.02; a log axis shows vanishing and exploding alike)."""
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(names) + 2), 4.5), layout="constrained")
+@dataclass
+class GradFlow:
+    """Mean and max |grad| per weight tensor, on the last batch of one epoch."""
+
+    epoch: int
+    names: list[str]
+    means: list[float]
+    maxes: list[float]
+
+
+def grad_flow_figure(flows: Sequence[GradFlow]) -> Figure:
+    """Layers along x, |gradient| on a log axis (the notebook clipped a linear one at 0.02; a
+    log axis shows vanishing and exploding alike), one line per epoch coloured by epoch: mean
+    |grad| solid, max |grad| dotted. The colour bar and the line-style key sit outside the axes,
+    so they never cover the data."""
+    names = flows[-1].names
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.45 * len(names) + 3), 5.0), layout="constrained")
+    cmap = plt.get_cmap("viridis")
+    first, last = flows[0].epoch, flows[-1].epoch
+    norm = matplotlib.colors.Normalize(vmin=first, vmax=max(last, first + 1))
     x = range(len(names))
-    ax.bar(x, maxes, alpha=0.4, color="c", label="max |grad|")
-    ax.bar(x, means, alpha=0.8, color="b", label="mean |grad|")
+    for flow in flows:
+        colour = cmap(norm(flow.epoch))
+        ax.plot(x, flow.means, "-o", color=colour, markersize=3, linewidth=1.2)
+        ax.plot(x, flow.maxes, ":", color=colour, linewidth=1.0)
     ax.set_yscale("log")
     ax.set_xticks(list(x), names, rotation=90, fontsize=7)
-    ax.set_ylabel("|gradient|")
-    ax.set_title(title)
+    ax.set_xlim(-0.5, len(names) - 0.5)
+    ax.set_ylabel("|gradient| (last batch of the epoch)")
+    ax.set_title(f"Gradient flow, epochs {first}-{last}" if last > first else "Gradient flow")
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend()
+    bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, pad=0.01)
+    bar.set_label("epoch")
+    styles = [
+        matplotlib.lines.Line2D([], [], color="0.3", linestyle="-", marker="o", markersize=3),
+        matplotlib.lines.Line2D([], [], color="0.3", linestyle=":"),
+    ]
+    fig.legend(styles, ["mean |grad|", "max |grad|"], loc="outside lower right", ncols=2)
     plt.close(fig)
     return fig

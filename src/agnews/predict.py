@@ -5,9 +5,12 @@
     echo "Some headline" | python -m agnews.predict           # lines from stdin
     python -m agnews.predict --json "..."                     # one JSON object per text
 
-The model and vocabulary come from params.yaml's paths (run `dvc repro` first); texts get the
-same preprocessing as training. Texts longer than train.max_len tokens are truncated (and say
-so); empty or non-text input gets an error line, not a traceback.
+The model and prepared data (vocabularies) come from params.yaml's paths (run `dvc repro`
+first); texts get the same preprocessing as training. Input is read and classified in batches
+of --batch-size lines, so memory stays bounded for any number of lines, and exactly one output
+row is printed per input line, in order (an empty line, or one with no words left after
+preprocessing, gets a row with label "-" and the reason). Texts longer than the model reads are
+truncated, and say so.
 """
 
 from __future__ import annotations
@@ -15,14 +18,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 
 from agnews.batching import make_batch
-from agnews.checkpoints import load_model_and_vocab
+from agnews.checkpoints import load_model
 from agnews.config import load_params
 from agnews.errors import AgnewsError, DataError
 from agnews.runtime import pick_device
@@ -39,31 +44,34 @@ class Prediction:
 
 
 class Predictor:
-    def __init__(self, model_path: str | Path, vocab_path: str | Path, device: str = "auto"):
-        self.device = pick_device(device)
-        self.model, payload, self.vocab = load_model_and_vocab(model_path, vocab_path, self.device)
-        self.class_names = payload["class_names"]
-        self.max_len = payload["train_config"]["max_len"]
-        self.fixed_len = self.model.cfg.fixed_len
+    """A checkpoint with the vocabularies it was trained with, ready to classify texts."""
 
-    @torch.no_grad()
+    def __init__(self, model_path: str | Path, data_dir: str | Path, device: str = "auto"):
+        self.device = pick_device(device)
+        self.model, payload, self.vocabs = load_model(model_path, data_dir, self.device)
+        self.class_names = payload["class_names"]
+
+    @torch.inference_mode()
     def predict(self, texts: list[str]) -> list[Prediction]:
+        """One prediction per text, in order; all texts go through the model as one batch, so
+        callers bound memory by the number of texts they pass (see `predict_stream`)."""
         out: list[Prediction | None] = [None] * len(texts)
-        ids, where = [], []
+        ids, bags, where = [], [], []
         for i, text in enumerate(texts):
             words = tokenize(text)
             if not words:
-                out[i] = Prediction(text, None, {}, "no words left after preprocessing")
+                note = "empty line" if not text.strip() else "no words left after preprocessing"
+                out[i] = Prediction(text, None, {}, note)
                 continue
-            ids.append(self.vocab.encode(words))
+            ids.append(self.vocabs.words.encode(words))
+            if self.vocabs.ngrams is not None:
+                bags.append(self.vocabs.ngrams.encode(words))
             where.append(i)
         if ids:
-            shard = shard_from_ids(ids, [0] * len(ids))
-            batch = make_batch(
-                shard, np.arange(len(ids)), self.vocab.pad_id, self.max_len, self.fixed_len
-            ).to(self.device)
-            probs = torch.softmax(self.model(batch.ids, batch.lengths).float(), dim=1).cpu()
-            cap = self.fixed_len or self.max_len
+            shard = shard_from_ids(ids, [0] * len(ids), bags if self.vocabs.ngrams else None)
+            batch = make_batch(shard, np.arange(len(ids)), self.model.inputs).to(self.device)
+            probs = torch.softmax(self.model.classify(batch).float(), dim=1).cpu()  # (B, C)
+            cap = self.model.inputs.cap
             for row, i in enumerate(where):
                 p = {
                     n: round(float(v), 4) for n, v in zip(self.class_names, probs[row], strict=True)
@@ -72,18 +80,42 @@ class Predictor:
                 out[i] = Prediction(texts[i], max(p, key=p.get), p, note)
         return out  # type: ignore[return-value]
 
+    def predict_stream(self, texts: Iterable[str], batch_size: int) -> Iterator[Prediction]:
+        """Predictions for a stream of texts, `batch_size` at a time."""
+        chunk: list[str] = []
+        for text in texts:
+            chunk.append(text)
+            if len(chunk) == batch_size:
+                yield from self.predict(chunk)
+                chunk = []
+        if chunk:
+            yield from self.predict(chunk)
 
-def _read_lines(stream) -> list[str]:
-    raw = stream.buffer.read() if hasattr(stream, "buffer") else stream.read()
-    if isinstance(raw, bytes):
+
+def read_lines(stream: BinaryIO, name: str) -> Iterator[str]:
+    """Lines of a byte stream as text, one at a time (a UTF-8 byte-order mark is dropped);
+    binary input or a line that is not UTF-8 is an error naming it."""
+    for number, raw in enumerate(stream, start=1):
+        if number == 1:
+            raw = raw.removeprefix(b"\xef\xbb\xbf")
         if b"\0" in raw:
-            raise DataError("input looks binary (it has NUL bytes); give text, one per line")
+            raise DataError(f"{name}: line {number} has NUL bytes (binary input?); give text")
         try:
-            raw = raw.decode("utf-8")
+            line = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            line = raw[: exc.start].count(b"\n") + 1
-            raise DataError(f"input line {line} is not valid UTF-8 text") from None
-    return [line for line in raw.splitlines() if line.strip()]
+            raise DataError(f"{name}: line {number} is not valid UTF-8 ({exc.reason})") from None
+        yield line.rstrip("\r\n")
+
+
+def _format(p: Prediction, as_json: bool) -> str:
+    if as_json:
+        shown = p.text if len(p.text) <= 200 else p.text[:200] + "…"
+        return json.dumps({**p.__dict__, "text": shown}, ensure_ascii=False)
+    if p.label is None:
+        return f"-\t{p.note}\t{p.text[:80]}"
+    probs = " ".join(f"{n}={v:.3f}" for n, v in p.probabilities.items())
+    note = f"\t({p.note})" if p.note else ""
+    return f"{p.label}\t{probs}\t{p.text[:80]}{note}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,42 +126,50 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--file", help="read one text per line from this file ('-' = stdin)")
     parser.add_argument("--params", default="params.yaml", help="params file with the paths")
     parser.add_argument("--model", help="checkpoint (default: paths.model)")
-    parser.add_argument("--vocab", help="vocabulary (default: paths.prepared_dir/vocab.json)")
+    parser.add_argument(
+        "--data", help="prepared folder with the vocabularies (default: paths.prepared_dir)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object per text")
+    parser.add_argument(
+        "--batch-size", type=int, default=512, help="lines classified at once (default 512)"
+    )
     args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error("--batch-size must be >= 1")
+    printed = 0
     try:
-        if args.model and args.vocab:
-            model_path, vocab_path = args.model, args.vocab
+        if args.model and args.data:
+            model_path, data_dir = args.model, args.data
         else:
             paths = load_params(args.params).paths
             model_path = args.model or paths.model
-            vocab_path = args.vocab or Path(paths.prepared_dir) / "vocab.json"
+            data_dir = args.data or paths.prepared_dir
+        predictor = Predictor(model_path, data_dir)
         if args.texts:
-            texts = args.texts
+            texts: Iterable[str] = args.texts
+            source = None
         elif args.file and args.file != "-":
             try:
-                with open(args.file, "rb") as f:
-                    texts = _read_lines(f)
+                source = open(args.file, "rb")  # noqa: SIM115 - closed below
             except OSError as exc:
                 raise DataError(f"{args.file}: cannot read: {exc.strerror}") from None
+            texts = read_lines(source, args.file)
         else:
-            texts = _read_lines(sys.stdin)
-        if not texts or not any(t.strip() for t in texts):
+            source = None
+            texts = read_lines(sys.stdin.buffer, "stdin")
+        try:
+            for p in predictor.predict_stream(texts, args.batch_size):
+                print(_format(p, args.json))
+                printed += 1
+        finally:
+            if source is not None:
+                source.close()
+        if printed == 0:
             raise DataError("no input text: pass texts as arguments, --file, or on stdin")
-        predictions = Predictor(model_path, vocab_path).predict(texts)
     except AgnewsError as exc:
+        sys.stdout.flush()
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for p in predictions:
-        if args.json:
-            shown = p.text if len(p.text) <= 200 else p.text[:200] + "…"
-            print(json.dumps({**p.__dict__, "text": shown}, ensure_ascii=False))
-        elif p.label is None:
-            print(f"-\t{p.note}\t{p.text[:80]}")
-        else:
-            probs = " ".join(f"{n}={v:.3f}" for n, v in p.probabilities.items())
-            note = f"\t({p.note})" if p.note else ""
-            print(f"{p.label}\t{probs}\t{p.text[:80]}{note}")
     return 0
 
 

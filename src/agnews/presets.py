@@ -18,9 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from agnews.config import Config, config_from_dict
+from agnews.config import Config, config_from_dict, load_yaml
 from agnews.errors import ConfigError
 
 PRESETS_FILE = Path("presets.yaml")
@@ -29,7 +27,7 @@ PRESETS_FILE = Path("presets.yaml")
 def load_presets(path: str | Path = PRESETS_FILE) -> dict[str, dict[str, Any]]:
     path = Path(path)
     try:
-        presets = yaml.safe_load(path.read_text(encoding="utf-8"))
+        presets = load_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found (run from the project root)") from None
     if not isinstance(presets, dict):
@@ -107,7 +105,7 @@ def committed_params(path: str | Path) -> dict[str, Any]:
         ).stdout
     except (OSError, subprocess.CalledProcessError):
         text = Path(path).read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    return load_yaml(text)
 
 
 def main(argv: list[str] | None = None) -> int:

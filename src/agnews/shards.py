@@ -1,21 +1,34 @@
 """Tensor shards: one split's token ids stored flat, with offsets and labels, in a .npz file.
 
-tokens  (total_tokens,) int32   every text's ids (bos ... eos) back to back
-offsets (N + 1,)        int64   text i is tokens[offsets[i]:offsets[i + 1]]
-labels  (N,)            int64   0..3
+tokens       (total_tokens,) int32   every text's word ids (bos ... eos) back to back
+offsets      (N + 1,)        int64   text i is tokens[offsets[i]:offsets[i + 1]]
+labels       (N,)            int64   0..3
+bag          (total_bag,)    int32   optional: every text's n-gram ids back to back
+bag_offsets  (N + 1,)        int64   optional: text i's n-grams are bag[bag_offsets[i]:...]
 """
 
 from __future__ import annotations
 
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from agnews import NUM_CLASSES
 from agnews.atomic import atomic_path
 from agnews.errors import DataError
+
+
+def _pack(parts: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged int arrays -> (flat int32 values, (N + 1,) int64 offsets)."""
+    lengths = np.fromiter((len(x) for x in parts), dtype=np.int64, count=len(parts))
+    offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    flat = np.concatenate(parts).astype(np.int32) if len(parts) else np.zeros(0, np.int32)
+    return flat, offsets
 
 
 @dataclass(frozen=True)
@@ -23,6 +36,8 @@ class Shard:
     tokens: np.ndarray  # (total_tokens,) int32
     offsets: np.ndarray  # (N + 1,) int64
     labels: np.ndarray  # (N,) int64
+    bag: np.ndarray | None = None  # (total_bag,) int32 n-gram ids, when prepared with n-grams
+    bag_offsets: np.ndarray | None = None  # (N + 1,) int64
 
     def __post_init__(self) -> None:
         n = len(self.labels)
@@ -30,6 +45,19 @@ class Shard:
             raise DataError(f"shard offsets have shape {self.offsets.shape}, expected ({n + 1},)")
         if self.offsets[-1] != len(self.tokens) or np.any(np.diff(self.offsets) <= 0):
             raise DataError("shard offsets do not partition the token array")
+        if n and (self.labels.min() < 0 or self.labels.max() >= NUM_CLASSES):
+            raise DataError(f"shard labels outside 0..{NUM_CLASSES - 1}")
+        if (self.bag is None) != (self.bag_offsets is None):
+            raise DataError("shard has n-gram ids without offsets, or offsets without ids")
+        if self.bag is not None:
+            ok = (
+                self.bag_offsets.shape == (n + 1,)
+                and self.bag_offsets[0] == 0
+                and self.bag_offsets[-1] == len(self.bag)
+                and not np.any(np.diff(self.bag_offsets) < 0)
+            )
+            if not ok:
+                raise DataError("shard n-gram offsets do not partition the n-gram array")
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -42,39 +70,73 @@ class Shard:
     def text_ids(self, i: int) -> np.ndarray:
         return self.tokens[self.offsets[i] : self.offsets[i + 1]]
 
+    def bag_ids(self, i: int) -> np.ndarray:
+        if self.bag is None:
+            raise DataError("this shard was prepared without n-grams (prepare.ngrams: 0)")
+        return self.bag[self.bag_offsets[i] : self.bag_offsets[i + 1]]
+
+    def check_ids(self, vocab_size: int, bag_size: int | None) -> None:
+        """Every id must index its vocabulary: a shard from another prepare run, or a corrupted
+        one, is an error here instead of an index error (or silent nonsense) in the model."""
+        if len(self.tokens) and (self.tokens.min() < 0 or self.tokens.max() >= vocab_size):
+            raise DataError(
+                f"token ids outside the vocabulary of {vocab_size} words: shard and vocabulary "
+                "come from different prepare runs (rerun prepare)"
+            )
+        if bag_size is not None and self.bag is None:
+            raise DataError("the model needs n-grams, but this shard has none (prepare.ngrams)")
+        if (
+            bag_size is not None
+            and len(self.bag)
+            and (self.bag.min() < 0 or self.bag.max() >= bag_size)
+        ):
+            raise DataError(
+                f"n-gram ids outside the n-gram vocabulary of {bag_size}: shard and vocabulary "
+                "come from different prepare runs (rerun prepare)"
+            )
+
     def subset(self, index: np.ndarray) -> Shard:
         """The texts at `index`, in that order."""
-        lengths = self.lengths[index]
-        offsets = np.zeros(len(index) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        parts = [self.text_ids(i) for i in index]
-        tokens = np.concatenate(parts) if parts else np.zeros(0, np.int32)
-        return Shard(tokens.astype(np.int32), offsets, self.labels[index].astype(np.int64))
+        tokens, offsets = _pack([self.text_ids(i) for i in index])
+        bag = bag_offsets = None
+        if self.bag is not None:
+            bag, bag_offsets = _pack([self.bag_ids(i) for i in index])
+        return Shard(tokens, offsets, self.labels[index].astype(np.int64), bag, bag_offsets)
 
 
-def shard_from_ids(ids: Sequence[np.ndarray], labels: Sequence[int]) -> Shard:
-    """Pack per-text id arrays into one shard."""
-    lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
-    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    tokens = np.concatenate(ids).astype(np.int32) if len(ids) else np.zeros(0, np.int32)
-    return Shard(tokens, offsets, np.asarray(labels, dtype=np.int64))
+def shard_from_ids(
+    ids: Sequence[np.ndarray],
+    labels: Sequence[int],
+    bags: Sequence[np.ndarray] | None = None,
+) -> Shard:
+    """Pack per-text id arrays (and, optionally, per-text n-gram id arrays) into one shard."""
+    tokens, offsets = _pack(ids)
+    bag = bag_offsets = None
+    if bags is not None:
+        bag, bag_offsets = _pack(bags)
+    return Shard(tokens, offsets, np.asarray(labels, dtype=np.int64), bag, bag_offsets)
 
 
 def save_shard(path: str | Path, shard: Shard) -> None:
+    arrays = {"tokens": shard.tokens, "offsets": shard.offsets, "labels": shard.labels}
+    if shard.bag is not None:
+        arrays |= {"bag": shard.bag, "bag_offsets": shard.bag_offsets}
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, tokens=shard.tokens, offsets=shard.offsets, labels=shard.labels)
+        np.savez(f, **arrays)
 
 
 def load_shard(path: str | Path) -> Shard:
     path = Path(path)
     try:
         with np.load(path) as z:
-            return Shard(z["tokens"], z["offsets"], z["labels"])
+            bag = (z["bag"], z["bag_offsets"]) if "bag" in z.files else (None, None)
+            return Shard(z["tokens"], z["offsets"], z["labels"], *bag)
     except FileNotFoundError:
         raise DataError(f"{path}: missing; run the prepare stage first") from None
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path}: not a valid shard: {exc}") from None
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise DataError(f"{path}: not a valid shard (corrupted? rerun prepare): {exc}") from None
+    except DataError as exc:
+        raise DataError(f"{path}: {exc}") from None
 
 
 def stratified_split(labels: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,10 @@
 """Training: seeded, device-aware, logged with dvclive, selecting the checkpoint on validation.
 
 The loop evaluates on the validation split `evals_per_epoch` times per epoch and keeps the
-weights with the best validation accuracy; the test split is never touched here.
+weights with the best validation accuracy; the test split is never touched here. Its pieces:
+`Best` (the best validation point and its weights), `TrainState` (everything a run needs to
+continue after its last complete epoch: one object, saved and restored as a whole), `RunLog`
+(the dvclive log), `train_step` and `validate`.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import hashlib
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +24,15 @@ from torch import nn
 from tqdm import tqdm
 
 from agnews.atomic import atomic_path
-from agnews.batching import make_batch, train_order, word_dropout
-from agnews.checkpoints import save_atomically, save_checkpoint
+from agnews.batching import Batch, InputSpec, make_batch, train_order, word_dropout
+from agnews.checkpoints import Vocabularies, save_atomically, save_checkpoint
 from agnews.config import ModelConfig, TrainConfig, to_dict
-from agnews.errors import TrainingError
+from agnews.errors import DataError, TrainingError
 from agnews.evaluation import predict_shard
 from agnews.models import TextClassifier
-from agnews.plots import grad_flow_figure
+from agnews.plots import GradFlow, grad_flow_figure
 from agnews.runtime import pick_device, seed_everything
 from agnews.shards import Shard, load_shard
-from agnews.vocab import Vocab
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +66,8 @@ def eval_steps(steps_per_epoch: int, evals_per_epoch: int) -> set[int]:
     return {math.ceil(k * steps_per_epoch / n) for k in range(1, n + 1)}
 
 
-def grad_flow(model: nn.Module) -> tuple[list[str], list[float], list[float]]:
-    """Per weight tensor (biases skipped, as the notebook): names, mean |grad|, max |grad|."""
+def grad_flow(model: nn.Module, epoch: int) -> GradFlow:
+    """Per weight tensor (biases skipped, as the notebook): mean and max |grad|."""
     names, means, maxes = [], [], []
     for name, p in model.named_parameters():
         if p.requires_grad and p.grad is not None and "bias" not in name:
@@ -73,34 +75,170 @@ def grad_flow(model: nn.Module) -> tuple[list[str], list[float], list[float]]:
             names.append(name)
             means.append(g.mean().item())
             maxes.append(g.max().item())
-    return names, means, maxes
+    return GradFlow(epoch, names, means, maxes)
+
+
+@dataclass
+class Data:
+    vocabs: Vocabularies
+    train: Shard
+    val: Shard
+
+
+def load_data(data_dir: str | Path, with_ngrams: bool) -> Data:
+    data_dir = Path(data_dir)
+    data = Data(
+        Vocabularies.load(data_dir, with_ngrams),
+        load_shard(data_dir / "train.npz"),
+        load_shard(data_dir / "val.npz"),
+    )
+    bag_size = len(data.vocabs.ngrams) if with_ngrams else None
+    for name, shard in (("train", data.train), ("val", data.val)):
+        try:
+            shard.check_ids(len(data.vocabs.words), bag_size)
+        except DataError as exc:
+            raise DataError(f"{data_dir / name}.npz: {exc}") from None
+    return data
 
 
 def run_identity(data_dir: str | Path, model_cfg: ModelConfig, cfg: TrainConfig) -> dict:
     """What a saved training state must match to be resumed: configs and data digests."""
     data_dir = Path(data_dir)
-    digests = {
-        name: hashlib.sha256((data_dir / name).read_bytes()).hexdigest()
-        for name in ("vocab.json", "train.npz", "val.npz")
-    }
+    names = ["vocab.json", "train.npz", "val.npz"]
+    names += ["ngrams.json"] if (data_dir / "ngrams.json").exists() else []
+    digests = {n: hashlib.sha256((data_dir / n).read_bytes()).hexdigest() for n in names}
     train = {k: v for k, v in to_dict(cfg).items() if k != "resume"}
     return {"model": to_dict(model_cfg), "train": train, "data": digests}
 
 
-def load_train_state(path: str | Path, identity: dict) -> dict | None:
-    """The saved state at `path` if it belongs to this very run (same configs and data)."""
-    path = Path(path)
-    if not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a corrupt state is not worth failing for: start over
-        log.warning("ignoring unreadable training state %s: %s", path, exc)
-        return None
-    if state.get("identity") != identity:
-        log.warning("ignoring training state %s: it belongs to other params or data", path)
-        return None
-    return state
+# --- the state of a run
+
+
+@dataclass
+class Best:
+    """The best validation point so far, and a copy of the weights that scored it."""
+
+    val_acc: float = -1.0
+    val_loss: float = float("nan")
+    epoch: float = 0.0
+    step: int = 0
+    weights: dict[str, torch.Tensor] | None = None
+
+    def update(self, val_acc: float, val_loss: float, epoch: float, step: int, model) -> bool:
+        """Keep `model`'s weights if `val_acc` beats the best so far (ties keep the earlier)."""
+        if not val_acc > self.val_acc:
+            return False
+        self.val_acc, self.val_loss, self.epoch, self.step = val_acc, val_loss, epoch, step
+        self.weights = copy.deepcopy(model.state_dict())
+        return True
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "best_val_acc": round(self.val_acc, 6),
+            "best_val_loss": round(self.val_loss, 6),
+            "best_epoch": self.epoch,
+            "best_step": self.step,
+        }
+
+
+@dataclass
+class TrainState:
+    """Everything a run needs to continue after its last complete epoch."""
+
+    model: TextClassifier
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    rng: np.random.Generator  # the batch order
+    epoch: int = 0  # last complete epoch
+    step: int = 0  # optimizer steps so far
+    samples: int = 0
+    train_seconds: float = 0.0  # time in training steps, validation excluded
+    best: Best = field(default_factory=Best)
+    grad_flows: list[GradFlow] = field(default_factory=list)  # one per epoch
+
+    def save(self, path: str | Path, identity: dict) -> None:
+        device = next(self.model.parameters()).device
+        save_atomically(
+            path,
+            {
+                "identity": identity,
+                "epoch": self.epoch,
+                "step": self.step,
+                "samples": self.samples,
+                "train_seconds": self.train_seconds,
+                "model_state": self.model.state_dict(),
+                "optimizer_state": self.optimizer.state_dict(),
+                "scheduler_state": self.scheduler.state_dict(),
+                "numpy_rng": self.rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                "best": dict(vars(self.best)),
+                "grad_flows": [vars(g) for g in self.grad_flows],
+            },
+        )
+
+    def restore(self, path: str | Path, identity: dict) -> bool:
+        """Load the state saved at `path` if it belongs to this very run (same configs and
+        data); otherwise leave everything as it is and say why."""
+        path = Path(path)
+        if not path.is_file():
+            return False
+        device = next(self.model.parameters()).device
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a damaged state is not worth failing for: start over
+            log.warning("ignoring unreadable training state %s: %s", path, exc)
+            return False
+        if not isinstance(saved, dict) or saved.get("identity") != identity:
+            log.warning("ignoring training state %s: it belongs to other params or data", path)
+            return False
+        self.model.load_state_dict(saved["model_state"])
+        self.optimizer.load_state_dict(saved["optimizer_state"])
+        self.scheduler.load_state_dict(saved["scheduler_state"])
+        self.rng.bit_generator.state = saved["numpy_rng"]
+        torch.set_rng_state(saved["torch_rng"])
+        if device.type == "cuda" and saved["cuda_rng"] is not None:  # dropout masks on the GPU
+            torch.cuda.set_rng_state(saved["cuda_rng"], device)
+        self.epoch, self.step = saved["epoch"], saved["step"]
+        self.samples, self.train_seconds = saved["samples"], saved["train_seconds"]
+        self.best = Best(**saved["best"])
+        self.grad_flows = [GradFlow(**g) for g in saved["grad_flows"]]
+        return True
+
+
+class RunLog:
+    """The dvclive log of a run: loss and learning-rate curves, validation curves, the summary
+    that `dvc exp show` lists, and one gradient-flow picture. Metric names avoid the params'
+    section names (a metric `train.lr` would collide with the param in `dvc exp show`)."""
+
+    def __init__(self, live_dir: str | Path, resume: bool) -> None:
+        from dvclive import Live  # heavy import, only when training
+
+        self.live = Live(
+            str(live_dir), resume=resume, dvcyaml=False, save_dvc_exp=False, report=None
+        )
+
+    def train_loss(self, step: int, loss: float, lr: float) -> None:
+        self.live.step = step
+        self.live.log_metric("loss/train", loss)
+        self.live.log_metric("lr", lr)
+
+    def validation(self, step: int, epoch: float, acc: float, loss: float) -> None:
+        self.live.step = step
+        self.live.log_metric("loss/val", loss)
+        self.live.log_metric("acc/val", acc)
+        self.live.log_metric("epoch", epoch)
+
+    def epoch_end(self, step: int, epoch_loss: float) -> None:
+        self.live.step = step
+        self.live.log_metric("loss/train_epoch", epoch_loss)
+        self.live.make_summary()
+
+    def finish(self, summary: dict[str, Any], flows: list[GradFlow]) -> None:
+        if flows:
+            self.live.log_image("grad_flow.png", grad_flow_figure(flows))
+        self.live.summary.update(summary)  # flat keys: dvc exp show columns best_val_acc, ...
+        self.live.end()
 
 
 def trim_live_log(live_dir: str | Path, step: int) -> None:
@@ -115,20 +253,35 @@ def trim_live_log(live_dir: str | Path, step: int) -> None:
                 tmp.write_text("".join(header + kept), encoding="utf-8")
 
 
-@dataclass
-class Data:
-    vocab: Vocab
-    train: Shard
-    val: Shard
+# --- one step, one validation pass
 
 
-def load_data(data_dir: str | Path) -> Data:
-    data_dir = Path(data_dir)
-    return Data(
-        Vocab.load(data_dir / "vocab.json"),
-        load_shard(data_dir / "train.npz"),
-        load_shard(data_dir / "val.npz"),
-    )
+def train_step(
+    state: TrainState, batch: Batch, cfg: TrainConfig, use_amp: bool, flow_epoch: int | None
+) -> torch.Tensor:
+    """Forward, backward and an optimizer step on one batch (recording the gradient flow for
+    epoch `flow_epoch` if given); returns the loss, detached and left on the device."""
+    model, device = state.model, batch.labels.device
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+        logits = model.classify(batch)  # (B, C)
+    loss = nn.functional.cross_entropy(logits.float(), batch.labels)
+    state.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    if flow_epoch is not None:
+        state.grad_flows.append(grad_flow(model, flow_epoch))
+    state.optimizer.step()
+    state.scheduler.step()
+    state.step += 1
+    state.samples += len(batch.labels)
+    return loss.detach()
+
+
+def validate(model: TextClassifier, val: Shard, batch_size: int) -> tuple[float, float]:
+    """(accuracy, mean loss) on the validation shard."""
+    preds, loss = predict_shard(model, val, batch_size)
+    return float((preds == val.labels).mean()), loss
 
 
 # --- the loop
@@ -143,179 +296,103 @@ def train_model(
     state_path: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train one model; write the best-on-validation checkpoint to `model_path` and the dvclive
-    log (step/epoch losses, validation curves, gradient-flow images) to `live_dir`.
+    log (losses, validation curves, a gradient-flow picture) to `live_dir`.
 
-    With `cfg.resume`, the complete training state is saved to `state_path` after every epoch,
-    and a run that finds a state of the same config and data there continues after its last
-    complete epoch (the state is deleted once the final checkpoint is written). On CPU the
-    resumed run ends with the same weights and metrics as an uninterrupted one.
+    With `cfg.resume`, the whole `TrainState` is saved to `state_path` after every epoch, and a
+    run that finds a state of the same config and data there continues after its last complete
+    epoch (the state is deleted once the final checkpoint is written). On CPU the resumed run
+    ends with the same weights and metrics as an uninterrupted one.
     """
-    from dvclive import Live  # heavy import, only when training
-
-    # setup: seed, device, data, model, optimizer, schedule
+    # setup: seed, device, data, model, optimizer, schedule; then resume if asked
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
-    data = load_data(data_dir)
-    fixed_len = model_cfg.fixed_len
-    model = TextClassifier(model_cfg, len(data.vocab), data.vocab.pad_id).to(device)
+    data = load_data(data_dir, with_ngrams=model_cfg.ngram_dim > 0)
+    inputs = InputSpec(data.vocabs.words.pad_id, cfg.max_len, model_cfg.fixed_len)
+    bag_size = len(data.vocabs.ngrams) if data.vocabs.ngrams is not None else None
+    model = TextClassifier(model_cfg, len(data.vocabs.words), inputs, bag_size).to(device)
     optimizer = make_optimizer(model, cfg)
     steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
     total_steps = cfg.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: get_lr_factor(s, total_steps, cfg)
     )
+    state = TrainState(model, optimizer, scheduler, np.random.default_rng(cfg.seed))
+    identity = run_identity(data_dir, model_cfg, cfg)
+    resumed = bool(cfg.resume and state_path and state.restore(state_path, identity))
+    if resumed:
+        trim_live_log(live_dir, state.step)
+        log.info("resuming after epoch %d (step %d) from %s", state.epoch, state.step, state_path)
     use_amp = cfg.amp and device.type == "cuda"
-    rng = np.random.default_rng(cfg.seed)
     evals_at = eval_steps(steps_per_epoch, cfg.evals_per_epoch)
+    unk_id = data.vocabs.words.unk_id
     n_params = sum(p.numel() for p in model.parameters())
     log.info("device %s, %d parameters, %d steps/epoch", device, n_params, steps_per_epoch)
 
-    best = {"val_acc": -1.0, "val_loss": float("nan"), "epoch": 0.0, "step": 0}
-    best_state: dict[str, torch.Tensor] | None = None
-    step, samples, train_seconds, start_epoch = 0, 0, 0.0, 1
-    identity = run_identity(data_dir, model_cfg, cfg)
-    state = load_train_state(state_path, identity) if cfg.resume and state_path else None
-    if state is not None:
-        model.load_state_dict(state["model_state"])
-        optimizer.load_state_dict(state["optimizer_state"])
-        scheduler.load_state_dict(state["scheduler_state"])
-        rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
-        if device.type == "cuda" and state.get("cuda_rng") is not None:  # dropout on the GPU
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-        best, best_state = state["best"], state["best_state"]
-        step, samples, train_seconds = state["step"], state["samples"], state["train_seconds"]
-        start_epoch = state["epoch"] + 1
-        trim_live_log(live_dir, step)
-        log.info("resuming after epoch %d (step %d) from %s", state["epoch"], step, state_path)
-    with Live(
-        str(live_dir), resume=state is not None, dvcyaml=False, save_dvc_exp=False, report=None
-    ) as live:
-        for epoch in range(start_epoch, cfg.epochs + 1):
-            model.train()
-            batches = train_order(
-                data.train.lengths, cfg.batch_size, rng, cfg.bucketing, cfg.bucket_chunk
-            )
-            epoch_loss = torch.zeros((), device=device)
-            window_loss, window_n = torch.zeros((), device=device), 0
-            started = time.perf_counter()
-            bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", mininterval=1.0)
-            for i, index in enumerate(bar, start=1):
-                # forward / backward on one batch
-                batch = make_batch(data.train, index, data.vocab.pad_id, cfg.max_len, fixed_len)
-                batch = word_dropout(batch, cfg.word_dropout, data.vocab.unk_id).to(device)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    logits = model(batch.ids, batch.lengths)  # (B, C)
-                loss = nn.functional.cross_entropy(logits.float(), batch.labels)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                if i == len(batches):  # gradient flow, once per epoch, on its last batch
-                    flow = grad_flow(model)
-                optimizer.step()
-                scheduler.step()
-                step += 1
-                samples += len(index)
-                epoch_loss += loss.detach() * len(index)
-                window_loss += loss.detach()
-                window_n += 1
-
-                # per-step loss (averaged over the last log_every steps) and a NaN guard
-                if step % cfg.log_every == 0 or i == len(batches):
-                    mean_loss = (window_loss / window_n).item()
-                    if not math.isfinite(mean_loss):
-                        raise TrainingError(
-                            f"training loss became {mean_loss} at epoch {epoch}, step {step}; "
-                            "lower train.lr or set train.grad_clip"
-                        )
-                    live.step = step
-                    live.log_metric("train/loss", mean_loss)
-                    live.log_metric("train/lr", scheduler.get_last_lr()[0])
-                    bar.set_postfix(loss=f"{mean_loss:.4f}")
-                    window_loss, window_n = torch.zeros((), device=device), 0
-
-                # validation, evals_per_epoch times per epoch; keep the best weights
-                if i in evals_at:
-                    train_seconds += time.perf_counter() - started
-                    preds, val_loss = predict_shard(
-                        model,
-                        data.val,
-                        data.vocab.pad_id,
-                        cfg.max_len,
-                        fixed_len,
-                        cfg.eval_batch_size,
-                        device,
-                    )
-                    val_acc = float((preds == data.val.labels).mean())
-                    position = round(epoch - 1 + i / len(batches), 4)
-                    live.step = step
-                    live.log_metric("val/loss", val_loss)
-                    live.log_metric("val/acc", val_acc)
-                    live.log_metric("epoch", position)
-                    log.info("epoch %.2f: val_loss %.4f val_acc %.4f", position, val_loss, val_acc)
-                    if val_acc > best["val_acc"]:
-                        best = {
-                            "val_acc": val_acc,
-                            "val_loss": val_loss,
-                            "epoch": position,
-                            "step": step,
-                        }
-                        best_state = copy.deepcopy(model.state_dict())
-                    started = time.perf_counter()
-            train_seconds += time.perf_counter() - started
-
-            # end of epoch: epoch loss and the gradient-flow picture
-            live.step = step
-            live.log_metric("train/epoch_loss", (epoch_loss / len(data.train)).item())
-            fig = grad_flow_figure(*flow, title=f"Gradient flow, epoch {epoch}")
-            live.log_image(f"grad_flow/{epoch}.png", fig)
-            live.make_summary()
-            if cfg.resume and state_path:
-                save_atomically(
-                    state_path,
-                    {
-                        "identity": identity,
-                        "epoch": epoch,
-                        "step": step,
-                        "samples": samples,
-                        "train_seconds": train_seconds,
-                        "model_state": model.state_dict(),
-                        "optimizer_state": optimizer.state_dict(),
-                        "scheduler_state": scheduler.state_dict(),
-                        "numpy_rng": rng.bit_generator.state,
-                        "torch_rng": torch.get_rng_state(),
-                        "cuda_rng": (
-                            torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-                        ),
-                        "best": best,
-                        "best_state": best_state,
-                    },
-                )
-
-        # finish: restore the best weights, save them, summarize
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        summary = {
-            "best_val_acc": round(best["val_acc"], 6),
-            "best_val_loss": round(best["val_loss"], 6),
-            "best_epoch": best["epoch"],
-            "best_step": best["step"],
-            "epochs": cfg.epochs,
-            "train_seconds": round(train_seconds, 2),
-            "samples_per_s": round(samples / max(train_seconds, 1e-9), 1),
-            "parameters": n_params,
-            "device": device.type,
-            "threads": torch.get_num_threads(),  # CPU threads (see agnews.ladder.worker_env)
-        }
-        live.summary.update(summary)  # flat keys: dvc exp show columns best_val_acc, ...
-        # the checkpoint holds no timings, so identical runs give identical files
-        selected = {
-            k: summary[k] for k in ("best_val_acc", "best_val_loss", "best_epoch", "best_step")
-        }
-        save_checkpoint(
-            model_path, model, data.vocab, {"train_config": to_dict(cfg), "best": selected}
+    run_log = RunLog(live_dir, resume=resumed)
+    for epoch in range(state.epoch + 1, cfg.epochs + 1):
+        model.train()
+        batches = train_order(
+            data.train.lengths, cfg.batch_size, state.rng, cfg.bucketing, cfg.bucket_chunk
         )
+        epoch_loss = torch.zeros((), device=device)
+        window_loss, window_n = torch.zeros((), device=device), 0
+        started = time.perf_counter()
+        bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", mininterval=1.0)
+        for i, index in enumerate(bar, start=1):
+            # one optimizer step; the gradient flow of each epoch's last batch is kept
+            batch = make_batch(data.train, index, inputs)
+            batch = word_dropout(batch, cfg.word_dropout, unk_id).to(device)
+            loss = train_step(state, batch, cfg, use_amp, epoch if i == len(batches) else None)
+            epoch_loss += loss * len(index)
+            window_loss, window_n = window_loss + loss, window_n + 1
+
+            # the loss curve (mean of the last log_every steps), and a NaN guard
+            if state.step % cfg.log_every == 0 or i == len(batches):
+                mean_loss = (window_loss / window_n).item()
+                if not math.isfinite(mean_loss):
+                    raise TrainingError(
+                        f"training loss became {mean_loss} at epoch {epoch}, step {state.step}; "
+                        "lower train.lr or set train.grad_clip"
+                    )
+                run_log.train_loss(state.step, mean_loss, scheduler.get_last_lr()[0])
+                bar.set_postfix(loss=f"{mean_loss:.4f}")
+                window_loss, window_n = torch.zeros((), device=device), 0
+
+            # validation, evals_per_epoch times per epoch; the best weights are kept
+            if i in evals_at:
+                state.train_seconds += time.perf_counter() - started
+                val_acc, val_loss = validate(model, data.val, cfg.eval_batch_size)
+                position = round(epoch - 1 + i / len(batches), 4)
+                run_log.validation(state.step, position, val_acc, val_loss)
+                log.info("epoch %.2f: val_loss %.4f val_acc %.4f", position, val_loss, val_acc)
+                state.best.update(val_acc, val_loss, position, state.step, model)
+                started = time.perf_counter()
+
+        # end of epoch: its mean loss, and the state a resumed run starts from
+        state.train_seconds += time.perf_counter() - started
+        state.epoch = epoch
+        run_log.epoch_end(state.step, (epoch_loss / len(data.train)).item())
+        if cfg.resume and state_path:
+            state.save(state_path, identity)
+
+    # finish: the best weights become the checkpoint (no timings in it: identical runs give
+    # identical files); timings and the gradient-flow picture go to the log
+    model.load_state_dict(state.best.weights)
+    save_checkpoint(
+        model_path,
+        model,
+        data.vocabs,
+        {"train_config": to_dict(cfg), "best": state.best.summary()},
+    )
+    summary = {
+        **state.best.summary(),
+        "train_seconds": round(state.train_seconds, 2),
+        "samples_per_s": round(state.samples / max(state.train_seconds, 1e-9), 1),
+        "parameters": n_params,
+        "device": device.type,
+        "threads": torch.get_num_threads(),  # CPU threads (see agnews.ladder.worker_env)
+    }
+    run_log.finish(summary, state.grad_flows)
     if state_path:
         Path(state_path).unlink(missing_ok=True)
     return summary

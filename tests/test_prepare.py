@@ -6,7 +6,7 @@ import json
 import numpy as np
 from helpers import SAMPLE_DIR, download_and_prepare
 
-from agnews.dataset import length_stats
+from agnews.prepare import length_stats
 from agnews.shards import load_shard
 from agnews.vocab import Vocab
 

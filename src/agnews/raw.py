@@ -34,23 +34,50 @@ class Example:
 # --- local CSV files in the original release format
 
 
+def resolve_local_dir(local_dir: str | Path, cwd: Path | None = None) -> Path:
+    """`data.local_dir` as a folder: absolute, or relative to the project root (the stage's
+    working directory). A queued experiment runs in a temporary copy of the project,
+    `<project>/.dvc/tmp/exps/<tmp>/`, which has only the files git tracks; a relative folder that
+    git ignores (data/external/..., say) is then found in the project it was queued from."""
+    path = Path(local_dir)
+    if path.is_absolute():
+        return path
+    cwd = (cwd or Path.cwd()).resolve()
+    here = cwd / path
+    if here.exists():
+        return here
+    parents = cwd.parents
+    if len(parents) >= 3 and (parents[0].name, parents[1].name, parents[2].name) == (
+        "exps",
+        "tmp",
+        ".dvc",
+    ):
+        queued_from = parents[3] / path
+        if queued_from.exists():
+            return queued_from
+    return here
+
+
 def find_split_file(local_dir: Path, split: str) -> Path:
-    """The CSV of `split` in `local_dir`: `<split>.csv[.gz]`, else the one `<split>*.csv[.gz]`."""
+    """The one `<split>*.csv` or `<split>*.csv.gz` file in `local_dir` (`train.csv`,
+    `train_partial.csv.gz`, ...); none or several is an error, never a silent pick."""
     if not local_dir.is_dir():
-        raise DataError(f"data.local_dir: {local_dir} is not a directory")
-    for name in (f"{split}.csv", f"{split}.csv.gz"):
-        if (local_dir / name).is_file():
-            return local_dir / name
+        raise DataError(
+            f"data.local_dir: {local_dir} is not a directory (put AG News CSV files there, or set "
+            "data.local_dir=null to download from the HuggingFace hub)"
+        )
     found = sorted(
         p
         for p in local_dir.iterdir()
-        if p.name.startswith(split) and p.name.endswith((".csv", ".csv.gz"))
+        if p.name.startswith(split) and p.name.endswith((".csv", ".csv.gz")) and p.is_file()
     )
     if len(found) != 1:
         what = (
             "no file" if not found else f"{len(found)} files ({', '.join(p.name for p in found)})"
         )
-        raise DataError(f"{local_dir}: expected one {split}.csv or {split}*.csv[.gz], found {what}")
+        raise DataError(
+            f"{local_dir}: expected exactly one {split}*.csv or {split}*.csv.gz file, found {what}"
+        )
     return found[0]
 
 
@@ -72,13 +99,22 @@ def _read_bytes(path: Path) -> bytes:
 def read_csv_split(path: Path) -> list[Example]:
     """Parse one original-format CSV (class 1..4, title, description); errors name file and row."""
     raw = _read_bytes(path)
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataError(
+            f"{path}: UTF-16 text (it starts with a UTF-16 byte-order mark); save it as UTF-8"
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         row = raw[: exc.start].count(b"\n") + 1
         raise DataError(f"{path}: row {row}: not valid UTF-8 ({exc.reason})") from None
+    text = text.removeprefix("\ufeff")  # a UTF-8 byte-order mark (spreadsheet exports)
+    if "\0" in text:
+        row = text[: text.index("\0")].count("\n") + 1
+        raise DataError(f"{path}: row {row}: NUL byte; this is not a CSV text file")
     examples = []
     reader = csv.reader(io.StringIO(text, newline=""))
+    row = 0
     try:
         for fields in reader:
             row = reader.line_num
@@ -92,19 +128,25 @@ def read_csv_split(path: Path) -> list[Example]:
                 raise DataError(f"{path}: row {row}: class {label!r} is not one of 1, 2, 3, 4")
             examples.append(Example(int(label) - 1, f"{title} {description}"))
     except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            raise DataError(
+                f"{path}: row {row + 1}: a field longer than {csv.field_size_limit():,} "
+                "characters (an unclosed quote?); AG News fields are under 1,000"
+            ) from None
         raise DataError(f"{path}: row {reader.line_num}: malformed CSV: {exc}") from None
     return examples
 
 
 def load_local(local_dir: str | Path) -> tuple[dict[str, list[Example]], dict[str, Any]]:
     """Read train and test from `local_dir`; also return a description with file checksums."""
-    local_dir = Path(local_dir)
+    folder = resolve_local_dir(local_dir)
     splits, files = {}, {}
     for split in SPLITS:
-        path = find_split_file(local_dir, split)
+        path = find_split_file(folder, split)
         splits[split] = read_csv_split(path)
         check_split(splits[split], str(path))
-        files[split] = {"path": str(path), "md5": hashlib.md5(path.read_bytes()).hexdigest()}
+        # named as params.yaml names them: no machine-specific path in the outputs
+        files[split] = {"file": path.name, "md5": hashlib.md5(path.read_bytes()).hexdigest()}
     return splits, {"source": "local", "local_dir": str(local_dir), "files": files}
 
 

@@ -6,7 +6,15 @@ import json
 import pytest
 from helpers import SAMPLE_DIR
 
-from agnews.data import download, find_split_file, load_hub, read_csv_split, read_raw
+from agnews.raw import (
+    download,
+    find_split_file,
+    load_hub,
+    load_local,
+    read_csv_split,
+    read_raw,
+    resolve_local_dir,
+)
 from agnews.errors import DataError
 
 GOOD = '"3","Title","Description"\n"1","T2","D2"\n"2","T3","D3"\n"4","T4","D4"\n'
@@ -92,8 +100,61 @@ def test_missing_files_and_folder(tmp_path):
         download("unused", str(tmp_path / "nowhere"), tmp_path / "raw")
     d = _write(tmp_path, GOOD)
     (d / "test.csv").unlink()
-    with pytest.raises(DataError, match=r"expected one test\.csv or test"):
+    with pytest.raises(DataError, match=r"expected exactly one test\*\.csv or test\*\.csv\.gz"):
         download("unused", str(d), tmp_path / "raw")
+
+
+def test_two_candidate_files_are_an_error_not_a_silent_pick(tmp_path):
+    d = _write(tmp_path, GOOD)
+    (d / "train.csv.gz").write_bytes(gzip.compress(GOOD.encode()))
+    with pytest.raises(DataError, match=r"found 2 files \(train\.csv, train\.csv\.gz\)"):
+        find_split_file(d, "train")
+
+
+def test_utf8_byte_order_mark_is_dropped(tmp_path):
+    d = _write(tmp_path, b"\xef\xbb\xbf" + GOOD.encode())
+    rows = read_csv_split(find_split_file(d, "train"))
+    assert rows[0].label == 2 and rows[0].text == "Title Description"
+
+
+@pytest.mark.parametrize(
+    ("body", "expect"),
+    [
+        ("\ufeff" + GOOD, "UTF-16 text"),  # encoded as UTF-16 below
+        (GOOD + '"1","a\x00b","c"\n', "row 5: NUL byte"),
+        (GOOD + '"1","' + "x" * 200_000 + '","c"\n', r"row 5: a field longer than 131,072"),
+    ],
+)
+def test_encodings_binary_and_huge_fields_are_one_clear_error(tmp_path, body, expect):
+    data = body.encode("utf-16") if expect == "UTF-16 text" else body.encode()
+    d = _write(tmp_path, data)
+    with pytest.raises(DataError, match=r"train\.csv: " + expect):
+        download("unused", str(d), tmp_path / "raw")
+    assert not (tmp_path / "raw").exists()
+
+
+def test_relative_local_dir_is_read_from_the_project_root(tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    d = _write(project / "data" / "external", GOOD)
+    monkeypatch.chdir(project)
+    assert resolve_local_dir("data/external/ag") == d
+    splits, source = load_local("data/external/ag")
+    assert len(splits["train"]) == 4
+    assert source["local_dir"] == "data/external/ag"  # as written: no machine path recorded
+    assert source["files"]["train"] == {"file": "train.csv", "md5": source["files"]["train"]["md5"]}
+
+
+def test_queued_experiment_finds_a_git_ignored_relative_dir_in_its_project(tmp_path):
+    project = tmp_path / "project"
+    d = _write(project / "data" / "external", GOOD)
+    copy = project / ".dvc" / "tmp" / "exps" / "tmpabc123"  # where DVC runs a queued experiment
+    copy.mkdir(parents=True)
+    assert resolve_local_dir("data/external/ag", cwd=copy) == d
+    # a folder the copy has itself (one git tracks) wins
+    own = _write(copy / "data" / "external", GOOD)
+    assert resolve_local_dir("data/external/ag", cwd=copy) == own
+    # anywhere else a missing relative folder stays missing
+    assert not resolve_local_dir("data/external/ag", cwd=tmp_path).exists()
 
 
 def test_failed_download_keeps_the_previous_output(tmp_path):
@@ -109,7 +170,7 @@ def test_failed_download_keeps_the_previous_output(tmp_path):
 
 def test_hub_path_reads_a_datasets_folder(tmp_path):
     """The default (hub) code path, fed a local folder that datasets.load_dataset understands."""
-    datasets = pytest.importorskip("datasets")
+    import datasets
     d = tmp_path / "hubcopy"
     d.mkdir()
     for split in ("train", "test"):
