@@ -18,6 +18,11 @@ import pytest
 import yaml
 from helpers import ROOT, TINY
 
+from agnews import CLASS_NAMES
+from agnews.batching import InputSpec
+from agnews.config import config_from_dict
+from agnews.models import TextClassifier
+
 pytestmark = pytest.mark.e2e
 
 
@@ -73,14 +78,16 @@ def project(tmp_path_factory) -> Path:
 def _stages_run(proc: subprocess.CompletedProcess) -> list[str]:
     out = proc.stdout + proc.stderr
     return [
-        s for s in ("download", "prepare", "train", "evaluate") if f"Running stage '{s}'" in out
+        s
+        for s in ("check", "download", "prepare", "train", "evaluate")
+        if f"Running stage '{s}'" in out
     ]
 
 
 def test_repro_then_experiments(project):
     # 1. the whole pipeline
     first = _dvc(project, "repro")
-    assert _stages_run(first) == ["download", "prepare", "train", "evaluate"]
+    assert _stages_run(first) == ["check", "download", "prepare", "train", "evaluate"]
     metrics = json.loads((project / "metrics" / "test.json").read_text())
     assert metrics["n_test"] == 200 and 0.0 <= metrics["accuracy"] <= 1.0
     prep = json.loads((project / "metrics" / "prepare.json").read_text())
@@ -95,18 +102,18 @@ def test_repro_then_experiments(project):
 
     # 3. a train parameter reruns train and evaluate only
     lr = _dvc(project, "exp", "run", "-n", "lr-run", "-S", "train.lr=0.002")
-    assert _stages_run(lr) == ["train", "evaluate"]
+    assert _stages_run(lr) == ["check", "train", "evaluate"]
 
     # 4. the issue's example: a GRU
     gru = _dvc(project, "exp", "run", "-n", "gru-run", "-S", "model.cell=gru")
-    assert _stages_run(gru) == ["train", "evaluate"]
+    assert _stages_run(gru) == ["check", "train", "evaluate"]
 
     # 5. a preset through its -S overrides (null, false, "+"-joined pooling all round-trip)
     args = _run([sys.executable, "-m", "agnews.presets", "bilstm2_flatten_mean_max"], project)
     preset = _dvc(
         project, "exp", "run", "-n", "best-run", *args.stdout.split(), "-S", "train.epochs=2"
     )
-    assert _stages_run(preset) == ["train", "evaluate"]
+    assert _stages_run(preset) == ["check", "train", "evaluate"]
 
     # 6. dvc exp show: params and metrics as columns for every run
     shown = json.loads(_dvc(project, "exp", "show", "--json").stdout)
@@ -138,8 +145,17 @@ def test_repro_then_experiments(project):
         assert {p["rev"] for p in points} == {"lr-run", "gru-run"}, title
     confusion = [p for p in diff["Test confusion matrix"][0]["content"]["data"]["values"]]
     assert len(confusion) == 2 * 200
-    images = [k for k in diff if k.startswith("dvclive/train/plots/images/grad_flow/")]
-    assert images, "gradient-flow images are missing from the plots"
+    # classes in label order on both axes, not alphabetical
+    encoding = diff["Test confusion matrix"][0]["content"]["spec"]["encoding"]
+    assert encoding["x"]["sort"] == encoding["y"]["sort"] == list(CLASS_NAMES)
+    # the length histogram has a numeric, binned axis
+    [hist] = diff["metrics/length_hist.csv"]
+    assert hist["content"]["encoding"]["x"]["type"] == "quantitative"
+    assert hist["content"]["encoding"]["x"]["bin"] == {"step": 5}
+    # one gradient-flow picture per run
+    images = sorted(k for k in diff if k.startswith("dvclive/train/plots/images/"))
+    assert images == ["dvclive/train/plots/images/grad_flow.png"]
+    assert [p["revisions"] for p in diff[images[0]]] == [["lr-run"], ["gru-run"]]
 
 
 def test_invalid_param_fails_fast_and_lists_choices(project):
@@ -182,7 +198,7 @@ def _wait_until(cond, proc: subprocess.Popen, what: str, timeout: float = 120) -
 def _training_started(project: Path, since: float):
     """True once this run's train stage is logging: DVC removed the old checkpoint and dvclive
     wrote a fresh loss curve."""
-    loss = project / "dvclive" / "train" / "plots" / "metrics" / "train" / "loss.tsv"
+    loss = project / "dvclive" / "train" / "plots" / "metrics" / "loss" / "train.tsv"
 
     def cond():
         if (project / "models" / "model.pt").exists():
@@ -255,11 +271,19 @@ def test_two_queued_experiments_run_at_once_without_interfering(project):
             if exp.get("name") in ("q-gru", "q-lstm"):
                 runs[exp["name"]] = exp["data"]
     assert set(runs) == {"q-gru", "q-lstm"}
+    parameters = {}  # what each cell's model has, at the experiments' own sizes
+    for name, data in runs.items():
+        cfg = config_from_dict(data["params"]["params.yaml"]["data"])
+        vocab = data["metrics"]["metrics/prepare.json"]["data"]["vocab_size"]
+        model = TextClassifier(cfg.model, vocab, InputSpec(0, cfg.train.max_len, None))
+        parameters[cfg.model.cell] = sum(p.numel() for p in model.parameters())
+    assert parameters["gru"] != parameters["lstm"]
     for name, data in runs.items():
         cell = name.removeprefix("q-")
         assert data["params"]["params.yaml"]["data"]["model"]["cell"] == cell
-        test_metrics = data["metrics"]["metrics/test.json"]["data"]
-        assert test_metrics["run"]["cell"] == cell  # each result came from its own run
+        # each result came from its own run: an LSTM has more weights than a GRU of its size
+        live = data["metrics"]["dvclive/train/metrics.json"]["data"]
+        assert live["parameters"] == parameters[cell], name
 
 
 def test_ladder_queues_runs_reports_and_reuses(project):
