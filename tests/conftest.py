@@ -5,15 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, SAMPLE_DIR, TINY, download_and_prepare, override
+from helpers import SAMPLE_DIR, TINY, committed_params, download_and_prepare, override
 
-from agnews.config import Config, config_from_dict, load_yaml
+from agnews.config import Config, config_from_dict
 
 
 @pytest.fixture
 def params() -> dict:
-    """params.yaml as a plain dict (a fresh copy per test)."""
-    return load_yaml((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    """params.yaml as committed, as a plain dict (a fresh copy per test): the tests do not
+    depend on what a user changed in the workspace's params.yaml."""
+    return committed_params()
 
 
 @pytest.fixture
@@ -34,8 +35,7 @@ def trained_model(prepared_dir, tmp_path_factory) -> Path:
     """A tiny model trained for one epoch on the prepared sample (checkpoint path)."""
     from agnews.training import train_model
 
-    raw = load_yaml((ROOT / "params.yaml").read_text(encoding="utf-8"))
-    cfg = config_from_dict(override(raw, TINY))
+    cfg = config_from_dict(override(committed_params(), TINY))
     out = tmp_path_factory.mktemp("trained")
     train_model(prepared_dir, out / "model.pt", out / "live", cfg.model, cfg.train)
     return out / "model.pt"

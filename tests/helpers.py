@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import shutil
+import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,3 +48,50 @@ def download_and_prepare(
         seed=seed,
         num_workers=workers,
     )
+
+
+# What a user's runs change in the workspace: copies take these as committed, so the tests pass
+# in a workspace where the user has run experiments or edited params.yaml.
+RUN_STATE = ("params.yaml", "dvc.lock")
+RUN_STATE_DIRS = ("metrics/", "dvclive/")
+
+
+def committed_text(rel: str) -> str | None:
+    """The committed (HEAD) content of `rel`, or None if HEAD has no such file (or no git)."""
+    proc = subprocess.run(
+        ["git", "show", f"HEAD:{rel}"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def copy_project(dst: Path) -> None:
+    """The project as a fresh clone of it would be, with this working tree's code: every file
+    git tracks or would track (so uncommitted code changes are tested), except the run state
+    (params.yaml, dvc.lock, metrics/, dvclive/), which is taken as committed."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
+    for rel in filter(None, listed):
+        src, out = ROOT / rel, dst / rel
+        if rel in RUN_STATE or rel.startswith(RUN_STATE_DIRS):
+            text = committed_text(rel)
+            if text is not None:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(text, encoding="utf-8")
+        elif src.is_file():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, out)
+
+
+def committed_params() -> dict:
+    """params.yaml as committed (the defaults), whatever the workspace's copy says now."""
+    from agnews.config import load_yaml
+
+    text = committed_text("params.yaml")
+    if text is None:
+        text = (ROOT / "params.yaml").read_text(encoding="utf-8")
+    return load_yaml(text)

@@ -66,5 +66,7 @@ def test_word_dropout_hits_only_real_words_at_the_given_rate():
     assert (out.ids[changed] == 1).all()
     assert abs(changed.float().mean().item() / (38 / 40) - 0.3) < 0.02
     assert word_dropout(batch, 0.0, unk_id=1) is batch
-    short = make_batch(_shard([3, 8]), np.array([0, 1]), InputSpec(pad_id=0, max_len=256, fixed_len=None))
+    short = make_batch(
+        _shard([3, 8]), np.array([0, 1]), InputSpec(pad_id=0, max_len=256, fixed_len=None)
+    )
     assert not (word_dropout(short, 0.99, unk_id=1).ids[0, 3:] == 1).any()  # padding kept

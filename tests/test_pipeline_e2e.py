@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import ROOT, TINY
+from helpers import ROOT, TINY, copy_project
 
 from agnews import CLASS_NAMES
 from agnews.batching import InputSpec
@@ -52,18 +52,7 @@ def _dvc(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
 def project(tmp_path_factory) -> Path:
     """A git repo holding the project's files (as a clone would), pointed at the sample."""
     dst = tmp_path_factory.mktemp("project")
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for rel in filter(None, listed):
-        src = ROOT / rel
-        if src.is_file():
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / rel)
+    copy_project(dst)
     params = yaml.safe_load((dst / "params.yaml").read_text())
     for dotted, value in {**TINY, "data.local_dir": "tests/fixtures/ag_news_sample"}.items():
         section, key = dotted.split(".")
@@ -158,12 +147,17 @@ def test_repro_then_experiments(project):
     assert [p["revisions"] for p in diff[images[0]]] == [["lr-run"], ["gru-run"]]
 
 
-def test_invalid_param_fails_fast_and_lists_choices(project):
+def test_invalid_param_fails_fast_and_keeps_the_last_good_model(project):
+    _run(["git", "checkout", "-q", "--", "params.yaml"], project)
+    _dvc(project, "repro")
+    model = project / "models" / "model.pt"
+    before = hashlib.sha256(model.read_bytes()).hexdigest()
     bad = _dvc(project, "exp", "run", "-S", "model.cell=transformer", check=False)
     assert bad.returncode != 0
-    assert "model.cell: 'transformer' is invalid; expected one of rnn, gru, lstm" in (
-        bad.stdout + bad.stderr
-    )
+    out = bad.stdout + bad.stderr
+    assert "model.cell: 'transformer' is invalid; expected one of rnn, gru, lstm" in out
+    assert "Running stage 'train'" not in out
+    assert hashlib.sha256(model.read_bytes()).hexdigest() == before  # never deleted
 
 
 def _set_params(project: Path, **values) -> None:

@@ -171,6 +171,7 @@ def test_failed_download_keeps_the_previous_output(tmp_path):
 def test_hub_path_reads_a_datasets_folder(tmp_path):
     """The default (hub) code path, fed a local folder that datasets.load_dataset understands."""
     import datasets
+
     d = tmp_path / "hubcopy"
     d.mkdir()
     for split in ("train", "test"):
