@@ -34,8 +34,8 @@ def download_and_prepare(
     local_dir: Path, root: Path, min_count: int, val_size: float, seed: int, workers: int = 1
 ) -> dict:
     """Run download and prepare into `root` (raw/, out/, m.json, h.csv); return the metrics."""
-    from agnews.raw import download
     from agnews.prepare import prepare_dataset
+    from agnews.raw import download
 
     download("unused", str(local_dir), root / "raw")
     return prepare_dataset(

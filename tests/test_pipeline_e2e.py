@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import ROOT, TINY, copy_project
+from helpers import TINY, copy_project
 
 from agnews import CLASS_NAMES
 from agnews.batching import InputSpec
@@ -266,7 +265,7 @@ def test_two_queued_experiments_run_at_once_without_interfering(project):
                 runs[exp["name"]] = exp["data"]
     assert set(runs) == {"q-gru", "q-lstm"}
     parameters = {}  # what each cell's model has, at the experiments' own sizes
-    for name, data in runs.items():
+    for data in runs.values():
         cfg = config_from_dict(data["params"]["params.yaml"]["data"])
         vocab = data["metrics"]["metrics/prepare.json"]["data"]["vocab_size"]
         model = TextClassifier(cfg.model, vocab, InputSpec(0, cfg.train.max_len, None))
