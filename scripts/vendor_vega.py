@@ -12,6 +12,7 @@ template, so every generated page carries them.
 
     source .venv/bin/activate && python scripts/vendor_vega.py          # rewrite both files
     python scripts/vendor_vega.py --check   # exit 1 if the committed files differ from a rebuild
+    python scripts/vendor_vega.py --rewrap dvc_plots/index.html   # an older page, made offline
 
 Needs npm and the npm registry. .dvc/config points DVC at the template (plots.html_template).
 """
@@ -219,12 +220,39 @@ def build() -> tuple[str, str]:
     return template_text(packages, licenses), licenses
 
 
+def rewrap(page: Path) -> None:
+    """Give a page dvc-render wrote with its default (CDN) template the committed template:
+    the same text `dvc plots show/diff` now writes for the same plots."""
+    from dvc_render.html import HTML
+    from dvc_render.vega import VegaRenderer
+
+    html = page.read_text(encoding="utf-8")
+    body = re.fullmatch(r"(?s)(.*)<body>\n    (.*)\n</body>\n</html>", html)
+    if not body or VegaRenderer.SCRIPTS not in body.group(1):
+        sys.exit(f"error: {page} is not a page of dvc-render's default template")
+    document = HTML(TEMPLATE.read_text(encoding="utf-8"))
+    document.with_element(body.group(2))
+    page.write_text(document.embed(), encoding="utf-8")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--check", action="store_true", help="compare with the committed files, write nothing"
     )
+    parser.add_argument(
+        "--rewrap",
+        nargs="+",
+        metavar="PAGE",
+        help="rewrite pages made with dvc-render's CDN template (e.g. an old dvc_plots/index.html)"
+        " into the committed template, plots unchanged; no npm needed",
+    )
     args = parser.parse_args()
+    if args.rewrap:
+        for page in map(Path, args.rewrap):
+            rewrap(page)
+            print(f"rewrapped {page}")
+        return 0
     template, licenses = build()
     if args.check:
         stale = [

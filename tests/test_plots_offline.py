@@ -151,6 +151,15 @@ def test_blank_plots_are_reported(browser, tmp_path):
     assert len(broken.images) == 1 and not broken.images[0].drew, broken.summary()
 
 
+@pytest.mark.parametrize(
+    "page", sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "reports").rglob("*.html"))
+)
+def test_committed_report_pages_draw_offline(browser, page):
+    report = browser.render(ROOT / page)
+    fix = f"made with the CDN template? python scripts/vendor_vega.py --rewrap {page}"
+    assert report.all_drew, f"{report.summary()}\n{fix}"
+
+
 class _Scripts(BaseHTTPRequestHandler):
     """Serves the vendored libraries under the CDN's paths and counts the requests."""
 
