@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,58 +15,19 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import ROOT, TINY
+from dvc_project import copy_project
+from dvc_project import dvc as _dvc
+from dvc_project import run as _run
+from helpers import TINY
 
 pytestmark = pytest.mark.e2e
-
-
-def _run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "test",
-        "GIT_AUTHOR_EMAIL": "test@example.com",
-        "GIT_COMMITTER_NAME": "test",
-        "GIT_COMMITTER_EMAIL": "test@example.com",
-    }
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-        )
-    return proc
-
-
-def _dvc(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return _run([sys.executable, "-m", "dvc", *args], cwd, check)
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """A git repo holding the project's files (as a clone would), pointed at the sample."""
-    dst = tmp_path_factory.mktemp("project")
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for rel in filter(None, listed):
-        src = ROOT / rel
-        if src.is_file():
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / rel)
-    params = yaml.safe_load((dst / "params.yaml").read_text())
-    for dotted, value in {**TINY, "data.local_dir": "tests/fixtures/ag_news_sample"}.items():
-        section, key = dotted.split(".")
-        params[section][key] = value
-    (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    _run(["git", "init", "-q", "-b", "main"], dst)
-    _run(["git", "add", "-A"], dst)
-    _run(["git", "commit", "-qm", "project copy"], dst)
-    return dst
+    sample = {**TINY, "data.local_dir": "tests/fixtures/ag_news_sample"}
+    return copy_project(tmp_path_factory.mktemp("project"), sample)
 
 
 def _stages_run(proc: subprocess.CompletedProcess) -> list[str]:
