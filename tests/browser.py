@@ -370,7 +370,8 @@ class Chromium:
         ]
         blocked: list[str] = []
         errors: list[str] = []
-        loaded = threading.Event()
+        loaded: set[str] = set()  # loaderIds of documents that fired their load event
+        load_seen = threading.Event()
 
         def on_event(method: str, params: dict) -> None:
             if method == "Fetch.requestPaused":
@@ -386,8 +387,9 @@ class Chromium:
                     self.send_nowait(
                         "Fetch.continueRequest", {"requestId": params["requestId"]}, session
                     )
-            elif method == "Page.loadEventFired":
-                loaded.set()
+            elif method == "Page.lifecycleEvent" and params["name"] == "load":
+                loaded.add(params["loaderId"])
+                load_seen.set()
             elif method == "Runtime.exceptionThrown":
                 d = params["exceptionDetails"]
                 errors.append((d.get("exception") or {}).get("description") or d.get("text", ""))
@@ -411,13 +413,19 @@ class Chromium:
                 )
             for domain in ("Page", "Runtime", "Log"):
                 self.send(f"{domain}.enable", {}, session)
+            self.send("Page.setLifecycleEventsEnabled", {"enabled": True}, session)
             self.send("Page.addScriptToEvaluateOnNewDocument", {"source": HOOK_JS}, session)
             start = time.monotonic()
             nav = self.send("Page.navigate", {"url": url}, session)
             if nav.get("errorText"):
                 raise RuntimeError(f"could not open {url}: {nav['errorText']}")
-            if not loaded.wait(timeout):
-                raise TimeoutError(f"{url} did not finish loading within {timeout} s")
+            # this navigation's load event (not the initial about:blank's)
+            while nav["loaderId"] not in loaded:
+                load_seen.clear()
+                if nav["loaderId"] in loaded:
+                    break
+                if not load_seen.wait(max(0.0, timeout - (time.monotonic() - start))):
+                    raise TimeoutError(f"{url} did not finish loading within {timeout} s")
             left = max(5.0, timeout - (time.monotonic() - start))
             result = self.send(
                 "Runtime.evaluate",
