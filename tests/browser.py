@@ -8,8 +8,8 @@ it drew.
 Chromium (Debian's `chromium`; another binary through $CHROMIUM) is driven over the DevTools
 protocol on a pipe (--remote-debugging-pipe: no port, no extra packages). Networking is off in
 three independent ways:
-  1. every request the page makes that is not file: or data: is failed by the Fetch domain
-     before it leaves the browser (and its URL recorded in `PageReport.blocked`);
+  1. every request the page makes that is not file:, data:, blob: or about: is failed by the
+     Fetch domain before it leaves the browser (and its URL recorded in `PageReport.blocked`);
   2. DevTools network emulation is set to offline;
   3. the browser runs with a proxy on a dead loopback port for every host, loopback included,
      and a host resolver that resolves no name.
