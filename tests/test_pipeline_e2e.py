@@ -15,52 +15,35 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import TINY, copy_project
+from dvc_project import copy_project
+from dvc_project import dvc as _dvc
+from dvc_project import run as _run
+from helpers import TINY
 
 from agnews import CLASS_NAMES
 from agnews.batching import InputSpec
+from agnews.compare import flatten
 from agnews.config import config_from_dict
 from agnews.models import TextClassifier
 
 pytestmark = pytest.mark.e2e
 
 
-def _run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "test",
-        "GIT_AUTHOR_EMAIL": "test@example.com",
-        "GIT_COMMITTER_NAME": "test",
-        "GIT_COMMITTER_EMAIL": "test@example.com",
-    }
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-        )
-    return proc
-
-
-def _dvc(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return _run([sys.executable, "-m", "dvc", *args], cwd, check)
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """A git repo holding the project's files (as a clone would), pointed at the sample."""
-    dst = tmp_path_factory.mktemp("project")
-    copy_project(dst)
-    params = yaml.safe_load((dst / "params.yaml").read_text())
-    for dotted, value in {**TINY, "data.local_dir": "tests/fixtures/ag_news_sample"}.items():
-        section, key = dotted.split(".")
-        params[section][key] = value
-    (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    _run(["git", "init", "-q", "-b", "main"], dst)
-    _run(["git", "add", "-A"], dst)
-    _run(["git", "commit", "-qm", "project copy"], dst)
-    return dst
+    sample = {**TINY, "data.local_dir": "tests/fixtures/ag_news_sample"}
+    return copy_project(tmp_path_factory.mktemp("project"), sample)
+
+
+def flatten_all(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out |= flatten_all(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _stages_run(proc: subprocess.CompletedProcess) -> list[str]:
@@ -123,6 +106,28 @@ def test_repro_then_experiments(project):
     assert params["model"]["fixed_len"] == 70 and params["model"]["head_concat_pooled"] is False
     assert params["train"]["epochs"] == 2
     assert runs["lr-run"][0]["train"]["lr"] == 0.002
+    # no metric shares a column name with a param (DVC would rename the param's column), and
+    # no param is repeated as a metric
+    for params, metrics in runs.values():
+        param_keys = set(flatten(params))
+        for name, metric in metrics.items():
+            metric_keys = set(flatten_all(metric["data"]))
+            assert not param_keys & metric_keys, name
+            assert not {k.rsplit(".", 1)[-1] for k in metric_keys} & {"cell", "pooling", "epochs"}
+
+    # 6b. the documented comparison: one row per run, what decides between them, 120 columns
+    table = _run([sys.executable, "-m", "agnews.compare"], project).stdout.splitlines()
+    assert max(len(line) for line in table) <= 120, table
+    assert table[0].split() == [
+        *("experiment", "model", "ep", "lr", "batch", "val", "%", "test", "%", "F1", "%"),
+        *("train", "s", "other", "changes"),
+    ]
+    rows = {line.split()[0]: line for line in table[2:]}
+    assert {"lr-run", "gru-run", "best-run", "main"} <= set(rows)
+    assert " gru max " in rows["gru-run"] and " 0.002 " in rows["lr-run"]
+    assert "lstm 2x bi flatten70+mean+max" in rows["best-run"]
+    best_test = runs["best-run"][1]["metrics/test.json"]["data"]["accuracy"]
+    assert f" {100 * best_test:.2f} " in rows["best-run"]
 
     # 7. dvc plots diff: curves and confusion matrices of both runs, with their data points
     diff = json.loads(_dvc(project, "plots", "diff", "lr-run", "gru-run", "--json").stdout)["data"]
