@@ -56,10 +56,10 @@ RUN_STATE = ("params.yaml", "dvc.lock")
 RUN_STATE_DIRS = ("metrics/", "dvclive/")
 
 
-def committed_text(rel: str) -> str | None:
+def committed_bytes(rel: str) -> bytes | None:
     """The committed (HEAD) content of `rel`, or None if HEAD has no such file (or no git)."""
     proc = subprocess.run(
-        ["git", "show", f"HEAD:{rel}"], cwd=ROOT, capture_output=True, text=True, check=False
+        ["git", "show", f"HEAD:{rel}"], cwd=ROOT, capture_output=True, check=False
     )
     return proc.stdout if proc.returncode == 0 else None
 
@@ -78,10 +78,10 @@ def copy_project(dst: Path) -> None:
     for rel in filter(None, listed):
         src, out = ROOT / rel, dst / rel
         if rel in RUN_STATE or rel.startswith(RUN_STATE_DIRS):
-            text = committed_text(rel)
-            if text is not None:
+            blob = committed_bytes(rel)
+            if blob is not None:
                 out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_text(text, encoding="utf-8")
+                out.write_bytes(blob)
         elif src.is_file():
             out.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, out)
@@ -91,7 +91,7 @@ def committed_params() -> dict:
     """params.yaml as committed (the defaults), whatever the workspace's copy says now."""
     from agnews.config import load_yaml
 
-    text = committed_text("params.yaml")
-    if text is None:
-        text = (ROOT / "params.yaml").read_text(encoding="utf-8")
-    return load_yaml(text)
+    blob = committed_bytes("params.yaml")
+    if blob is None:
+        blob = (ROOT / "params.yaml").read_bytes()
+    return load_yaml(blob.decode("utf-8"))
