@@ -1,14 +1,19 @@
 """The notebook's experiment ladder in one command: queue every preset, run them, report.
 
-    python -m agnews.ladder --jobs 1 --set train.epochs=5 --set data.local_dir=/abs/ag_news
-    python -m agnews.ladder --report-only          # just rewrite reports/ladder.md
+    python -m agnews.ladder --jobs 1 --set data.local_dir=data/external/ag_news_58k
+    python -m agnews.ladder --report-only          # just rewrite the report
 
 Each preset of presets.yaml becomes a DVC experiment named after it (`dvc exp run --queue -n
-NAME -S ...`, plus every `--set`), the queue runs with `dvc queue start -j JOBS`, and when it
-is done reports/ladder.md is written from `dvc exp show --json`, with the comparison plots of
-`dvc plots diff` in reports/ladder_plots/. An experiment that already exists on this commit with
-the same parameters is re-used, not run again. Other experiments on the same commit (a sweep,
-say) are listed in a second table.
+NAME -S ...`, plus every `--set`, all validated before anything is queued), the queue runs with
+`dvc queue start -j JOBS` (a line per finished run; a failed run names its `dvc queue logs`
+command and makes the ladder exit 1), and the report is written from `dvc exp show --json`.
+An experiment that already exists on this commit with the same parameters is re-used.
+
+The report goes to reports/ladder.md only when every preset has a finished run; a ladder over
+a subset (or one with failures) goes to reports/ladder_partial.md, so the complete report is
+never replaced by one full of gaps. Besides the presets it lists the linear peers of
+reports/peers.json (`python -m agnews.peers`), seed repeats (experiments that differ from a
+preset only in train.seed) as mean and standard deviation, and every other experiment.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -24,22 +31,16 @@ from pathlib import Path
 from typing import Any
 
 from agnews.atomic import write_text
-from agnews.config import load_yaml
+from agnews.compare import flatten, model_label
+from agnews.config import config_from_dict, load_yaml
 from agnews.errors import AgnewsError, ConfigError
-from agnews.presets import committed_params, full_overrides, load_presets, overrides_args
+from agnews.presets import apply_overrides, committed_params, full_overrides, load_presets
+from agnews.presets import overrides_args as presets_overrides_args
 
 REPORT_DIR = Path("reports")
+PEERS_FILE = REPORT_DIR / "peers.json"
 PLOT_IDS = ("Training loss", "Validation accuracy")  # top-level plots of dvc.yaml
-TABLE_PARAMS = (
-    "model.cell",
-    "model.layers",
-    "model.bidirectional",
-    "model.pooling",
-    "model.fixed_len",
-    "model.head_layers",
-    "model.head_concat_pooled",
-    "train.batch_size",
-)
+TEST, LIVE, PREP = "metrics/test.json", "dvclive/train/metrics.json", "metrics/prepare.json"
 
 
 def _dvc(*args: str, capture: bool = True, env: dict[str, str] | None = None) -> str:
@@ -56,14 +57,6 @@ def _dvc(*args: str, capture: bool = True, env: dict[str, str] | None = None) ->
     return proc.stdout if capture else ""
 
 
-def _get(tree: dict, dotted: str) -> Any:
-    for part in dotted.split("."):
-        if not isinstance(tree, dict) or part not in tree:
-            return None
-        tree = tree[part]
-    return tree
-
-
 def parse_sets(sets: list[str]) -> dict[str, Any]:
     """`key=value` strings (YAML values, as `dvc exp run -S` reads them)."""
     out = {}
@@ -75,15 +68,35 @@ def parse_sets(sets: list[str]) -> dict[str, Any]:
     return out
 
 
+def wanted_params(
+    names: list[str], presets: dict, base: dict, sets: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Each preset's full overrides plus `sets`, validated now: a bad --set or preset fails
+    before anything is queued."""
+    wanted = {}
+    for name in names:
+        overrides = {**full_overrides(presets, name, base), **sets}
+        try:
+            config_from_dict(apply_overrides(base, overrides))
+        except ConfigError as exc:
+            raise ConfigError(f"preset {name} with the --set values: {exc}") from None
+        wanted[name] = overrides
+    return wanted
+
+
+# --- experiments as dvc exp show sees them
+
+
 def experiments(rev: str | None = None, commits: int = 1) -> dict[str, dict]:
-    """Experiments based on commit `rev` (default HEAD) and its `commits - 1` first parents:
-    name -> {"params", "metrics", "rev"}; a name run on several commits keeps the newest."""
+    """Finished experiments based on commit `rev` (default HEAD) and its `commits - 1` first
+    parents: name -> {"params" (nested), "metrics", "rev"}; a name run on several commits keeps
+    the newest."""
     args = ["exp", "show", "--json", "-n", str(commits), *(["--rev", rev] if rev else [])]
     shown = json.loads(_dvc(*args))
     runs = {}
     for entry in shown:
         for group in entry.get("experiments") or []:
-            if (group.get("executor") or {}).get("state") in ("queued", "running"):
+            if (group.get("executor") or {}).get("state") in ("queued", "running", "failed"):
                 continue  # not finished: its numbers would be the baseline's
             for exp in group.get("revs") or []:
                 data = exp.get("data") or {}
@@ -100,26 +113,28 @@ def experiments(rev: str | None = None, commits: int = 1) -> dict[str, dict]:
     return runs
 
 
-def wanted_params(presets: dict, name: str, base: dict, sets: dict[str, Any]) -> dict[str, Any]:
-    return {**full_overrides(presets, name, base), **sets}
-
-
 def matches(run: dict, wanted: dict[str, Any]) -> bool:
-    return all(_get(run["params"], k) == v for k, v in wanted.items())
+    flat = flatten(run["params"])
+    return all(flat.get(k) == v for k, v in wanted.items())
 
 
-def queue_ladder(names: list[str], presets: dict, base: dict, sets: dict[str, Any]) -> list[str]:
+# --- running
+
+
+def queue_ladder(wanted: dict[str, dict[str, Any]]) -> list[str]:
     """Queue the presets that have no finished experiment with the same params; return them."""
     existing = experiments()
     queued = []
-    for name in names:
-        wanted = wanted_params(presets, name, base, sets)
-        if name in existing and matches(existing[name], wanted):
+    for name, overrides in wanted.items():
+        if name in existing and matches(existing[name], overrides):
             print(f"ladder: re-using experiment {name}")
             continue
         if name in existing:
             _dvc("exp", "remove", name)
-        _dvc("exp", "run", "--queue", "-n", name, *overrides_args(wanted))
+        subprocess.run(  # a failed task of the same name would be taken for this one's result
+            [sys.executable, "-m", "dvc", "queue", "remove", name], capture_output=True, check=False
+        )
+        _dvc("exp", "run", "--queue", "-n", name, *presets_overrides_args(overrides))
         print(f"ladder: queued {name}")
         queued.append(name)
     return queued
@@ -137,21 +152,47 @@ def worker_env(jobs: int, cpus: int | None = None) -> dict[str, str]:
     return env
 
 
-def run_queue(jobs: int, poll_s: float = 10.0) -> None:
+def queue_states(text: str) -> dict[str, str]:
+    """Name -> status ("Queued", "Running", "Success", "Failed") from `dvc queue status`."""
+    states = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and re.fullmatch(r"[0-9a-f]{7,}", parts[0]):
+            states[parts[1]] = parts[-1]
+    return states
+
+
+def run_queue(names: list[str], jobs: int, poll_s: float = 10.0) -> list[str]:
+    """Start the queue and wait for `names`, printing a line as each finishes; return the names
+    that failed."""
     _dvc("queue", "start", "-j", str(jobs), env=worker_env(jobs))
-    while True:
-        status = _dvc("queue", "status")
-        if "Queued" not in status and "Running" not in status:
-            break
+    started, pending, failed = time.monotonic(), set(names), []
+    while pending:
         time.sleep(poll_s)
-    failed = [line for line in status.splitlines() if "Failed" in line]
-    if failed:
-        print("ladder: failed experiments (see `dvc queue logs NAME`):\n" + "\n".join(failed))
+        states = queue_states(_dvc("queue", "status"))
+        for name in sorted(pending):
+            state = states.get(name)
+            if state not in ("Success", "Failed"):
+                continue
+            pending.discard(name)
+            done = len(names) - len(pending)
+            minutes = (time.monotonic() - started) / 60
+            if state == "Success":
+                print(f"ladder: {name} finished ({done}/{len(names)}, {minutes:.1f} min)")
+            else:
+                failed.append(name)
+                print(
+                    f"ladder: {name} FAILED ({done}/{len(names)}); see `dvc queue logs {name}`",
+                    file=sys.stderr,
+                )
+            sys.stdout.flush()
+        if pending and not any(states.get(n) in ("Queued", "Running") for n in pending):
+            missing = ", ".join(sorted(pending))
+            raise AgnewsError(f"the queue stopped before {missing} ran (see `dvc queue status`)")
+    return failed
 
 
-def _git_head() -> str:
-    proc = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
-    return proc.stdout.strip() or "unknown"
+# --- the report
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -162,42 +203,28 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def ladder_rows(names: list[str], presets: dict, runs: dict[str, dict]) -> list[dict]:
-    rows = []
-    for name in names:
-        run = runs.get(name)
-        test = (run or {}).get("metrics", {}).get("metrics/test.json", {})
-        live = (run or {}).get("metrics", {}).get("dvclive/train/metrics.json", {})
-        rows.append(
-            {
-                "name": name,
-                "notebook": presets[name].get("notebook", ""),
-                "notebook_acc": presets[name].get("notebook_acc"),
-                "params": {k: _get((run or {}).get("params", {}), k) for k in TABLE_PARAMS},
-                "epochs": _get((run or {}).get("params", {}), "train.epochs"),
-                "best_val_acc": live.get("best_val_acc"),
-                "best_epoch": live.get("best_epoch"),
-                "accuracy": test.get("accuracy"),
-                "macro_f1": test.get("macro_f1"),
-                "train_seconds": live.get("train_seconds"),
-                "samples_per_s": live.get("samples_per_s"),
-                "device": live.get("device"),
-                "ran": run is not None,
-            }
-        )
-    return rows
+def _pct(value: Any) -> str:
+    return f"{100 * value:.2f}" if isinstance(value, int | float) else "–"
+
+
+def _where(live: dict) -> str:
+    if not live:
+        return "–"
+    device = live.get("device", "?")
+    return f"{device} ({live['threads']} threads)" if device == "cpu" else device
 
 
 def _data_line(runs: dict[str, dict]) -> str:
     """Rows and source of the runs' data, and their vocabulary size per prepare.min_count."""
     line, vocabs = "no finished runs", {}
     for run in runs.values():
-        prep = run["metrics"].get("metrics/prepare.json", {})
+        prep = run["metrics"].get(PREP, {})
         rows = prep.get("rows")
         if not rows:
             continue
-        vocabs[_get(run["params"], "prepare.min_count")] = prep.get("vocab_size")
-        source = _get(run["params"], "data.local_dir") or _get(run["params"], "data.hub_dataset")
+        flat = flatten(run["params"])
+        vocabs[flat.get("prepare.min_count")] = prep.get("vocab_size")
+        source = flat.get("data.local_dir") or flat.get("data.hub_dataset")
         line = (
             f"{rows['train']:,} train / {rows['val']:,} validation / {rows['test']:,} test "
             f"rows, from `{source}`"
@@ -206,91 +233,181 @@ def _data_line(runs: dict[str, dict]) -> str:
     return f"{line}; vocabulary {sizes}" if vocabs else line
 
 
+def seed_groups(runs: dict[str, dict], presets: dict, base: dict) -> dict[str, list[str]]:
+    """Preset -> the experiments (the preset's own run included) whose params differ from
+    the preset's only in train.seed (and data.local_dir)."""
+    groups: dict[str, list[str]] = {}
+    for name, run in runs.items():
+        flat = flatten(run["params"])
+        for preset in presets:
+            want = full_overrides(presets, preset, base)
+            expected = flatten(apply_overrides(base, want))
+            ignore = {"train.seed", "data.local_dir", "data.hub_dataset"}
+            if all(flat.get(k) == v for k, v in expected.items() if k not in ignore):
+                groups.setdefault(preset, []).append(name)
+    return {p: sorted(n) for p, n in groups.items() if len(n) > 1}
+
+
+def _mean_sd(values: list[float]) -> str:
+    if not values:
+        return "–"
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{100 * statistics.mean(values):.2f} ± {100 * sd:.2f}"
+
+
+def report_lines(
+    presets: dict, runs: dict[str, dict], base: dict, peers: dict | None, header: str
+) -> list[str]:
+    lines = [
+        header,
+        "",
+        f"Data: {_data_line(runs)}. Validation accuracy selects the checkpoint (best of "
+        "`train.evals_per_epoch` passes per epoch); test accuracy is the full test split scored "
+        "once with it. `where` is what trained it (`cpu (N threads)` or `cuda`); `train s` is "
+        "the training loop's time, validation passes excluded. The notebook's number is not "
+        "the same measurement: it trained on all 120,000 rows and took the best of its "
+        "per-epoch evaluations on a 5,000-row test sample.",
+        "",
+        "| run | notebook cell | model | batch | epochs | best val % (epoch) | test % "
+        "| macro-F1 % | train s | where | notebook % |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for name, preset in presets.items():
+        run = runs.get(name)
+        flat = (
+            flatten(run["params"])
+            if run
+            else flatten(apply_overrides(base, full_overrides(presets, name, base)))
+        )
+        live = run["metrics"].get(LIVE, {}) if run else {}
+        test = run["metrics"].get(TEST, {}) if run else {}
+        cell = str(preset.get("notebook", "")).split(":")[0]
+        val = (
+            f"{_pct(live.get('best_val_acc'))} ({_fmt(live.get('best_epoch'), 2)})"
+            if run
+            else "not run"
+        )
+        lines.append(
+            f"| `{name}` | {cell} | {model_label(flat)} | {flat.get('train.batch_size')} "
+            f"| {flat.get('train.epochs')} | {val} | {_pct(test.get('accuracy'))} "
+            f"| {_pct(test.get('macro_f1'))} | {_fmt(live.get('train_seconds'), 0)} "
+            f"| {_where(live)} | {_fmt(preset.get('notebook_acc'), 2)} |"
+        )
+    for peer in (peers or {}).get("peers", []):
+        lines.append(
+            f"| {peer['name']} | (linear peer) | – | – | – | {_pct(peer.get('val_acc'))} "
+            f"| {_pct(peer.get('test_acc'))} | {_pct(peer.get('test_macro_f1'))} "
+            f"| {_fmt(peer.get('fit_seconds'), 0)} | cpu | – |"
+        )
+    if peers:
+        lines += [
+            "",
+            f"Peers: `{peers.get('command', 'python -m agnews.peers')}` on the same "
+            "train / validation / test rows (fitted on train, scored on validation and "
+            "test); `train s` is the fit time.",
+        ]
+    groups = seed_groups(runs, presets, base)
+    if groups:
+        lines += [
+            "",
+            "## Seed repeats",
+            "",
+            "Experiments that differ from a preset only in `train.seed`: mean ± standard "
+            "deviation over the seeds.",
+            "",
+            "| preset | seeds | runs | best val % | test % | macro-F1 % |",
+            "|---|---:|---|---:|---:|---:|",
+        ]
+        for preset, names in groups.items():
+            seeds = sorted(flatten(runs[n]["params"]).get("train.seed") for n in names)
+            m = [runs[n]["metrics"] for n in names]
+            lines.append(
+                f"| `{preset}` | {len(names)} ({', '.join(map(str, seeds))}) "
+                f"| {', '.join(names)} | {_mean_sd([x[LIVE]['best_val_acc'] for x in m])} "
+                f"| {_mean_sd([x[TEST]['accuracy'] for x in m])} "
+                f"| {_mean_sd([x[TEST]['macro_f1'] for x in m])} |"
+            )
+    others = sorted(set(runs) - set(presets) - {n for g in groups.values() for n in g})
+    if others:
+        lines += [
+            "",
+            "## Other experiments on these commits",
+            "",
+            "| experiment | changed params (vs. params.yaml) | best val % | test % | macro-F1 % |",
+            "|---|---|---:|---:|---:|",
+        ]
+        flat_base = flatten(base)
+        for name in others:
+            run = runs[name]
+            changed = {
+                k: v
+                for k, v in flatten(run["params"]).items()
+                if flat_base.get(k) != v and not k.startswith(("data.", "paths."))
+            }
+            shown = ", ".join(f"{k}={v}" for k, v in changed.items()) or "(none)"
+            live, test = run["metrics"].get(LIVE, {}), run["metrics"].get(TEST, {})
+            lines.append(
+                f"| {name} | {shown} | {_pct(live.get('best_val_acc'))} "
+                f"| {_pct(test.get('accuracy'))} | {_pct(test.get('macro_f1'))} |"
+            )
+    return lines
+
+
 def write_report(
-    names: list[str],
     presets: dict,
-    out_dir: Path = REPORT_DIR,
+    out: Path | None = None,
     rev: str | None = None,
     commits: int = 1,
 ) -> Path:
+    """Write the report (and its plots page) for the experiments of `rev` and its parents;
+    to reports/ladder.md when every preset ran, else reports/ladder_partial.md (or `out`)."""
     runs = experiments(rev, commits)
-    rows = ladder_rows(names, presets, runs)
-    done = [r["name"] for r in rows if r["ran"]]
-    plots_dir = out_dir / "ladder_plots"
+    complete = all(name in runs for name in presets)
+    if out is None:
+        out = REPORT_DIR / ("ladder.md" if complete else "ladder_partial.md")
+    plots_dir = out.parent / f"{out.stem}_plots"
+    done = [n for n in presets if n in runs]
     if done:  # the curves only: confusion rows and images of a dozen runs weigh megabytes
         shutil.rmtree(plots_dir, ignore_errors=True)
         revs = [runs[n]["rev"] for n in done]
         _dvc("plots", "diff", *revs, "--targets", *PLOT_IDS, "-o", str(plots_dir))
-    baseline = rev or _git_head()
-    lines = [
-        "# The notebook's experiment ladder",
-        "",
-        "Generated by `python -m agnews.ladder` from `dvc exp show`; do not edit by hand (the",
-        "analysis comes from `reports/ladder_analysis.md`). Experiments of commit",
-        f"`{baseline[:12]}` and its {commits - 1} parent commit(s); rerun with",
-        "`python -m agnews.ladder` (see README).",
-        "",
-        f"Data: {_data_line(runs)}. Test accuracy is the full test split scored once with the",
-        "checkpoint chosen on validation. The notebook's number is not the same measurement: it",
-        "trained on all 120,000 rows and took the best of its per-epoch evaluations on a",
-        "5,000-row test sample.",
-        "",
-        "| preset | notebook cell | cell | layers | bidir. | pooling | fixed len | head | batch "
-        "| epochs | best val acc (epoch) | test acc | macro-F1 | train s | samples/s "
-        "| notebook acc |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        p = r["params"]
-        head = _fmt(p["model.head_layers"]) + (" +cat" if p["model.head_concat_pooled"] else "")
-        lines.append(
-            f"| `{r['name']}` | {r['notebook']} | {_fmt(p['model.cell'])} "
-            f"| {_fmt(p['model.layers'])} | {_fmt(p['model.bidirectional'])} "
-            f"| {_fmt(p['model.pooling'])} | {_fmt(p['model.fixed_len'])} | {head} "
-            f"| {_fmt(p['train.batch_size'])} | {_fmt(r['epochs'])} "
-            f"| {_fmt(r['best_val_acc'])} ({_fmt(r['best_epoch'], 2)}) | {_fmt(r['accuracy'])} "
-            f"| {_fmt(r['macro_f1'])} | {_fmt(r['train_seconds'], 0)} "
-            f"| {_fmt(r['samples_per_s'], 0)} {r['device'] or ''} "
-            f"| {_fmt(r['notebook_acc'], 2)} |"
-        )
-    others = sorted(set(runs) - set(names))
-    if others:
+    peers = json.loads(PEERS_FILE.read_text(encoding="utf-8")) if PEERS_FILE.is_file() else None
+    commit = (
+        rev
+        or subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    )
+    missing = [n for n in presets if n not in runs]
+    header = "\n".join(
+        [
+            "# The notebook's experiment ladder" + ("" if complete else " (partial)"),
+            "",
+            "Generated by `python -m agnews.ladder` from `dvc exp show`; do not edit by hand. "
+            f"Experiments of commit `{commit[:12]}` and its {commits - 1} parent commit(s).",
+            *(
+                []
+                if complete
+                else [
+                    "",
+                    f"**Partial: not run: {', '.join(missing)}.** The complete ladder "
+                    "is in ladder.md.",
+                ]
+            ),
+        ]
+    )
+    lines = report_lines(presets, runs, committed_params("params.yaml"), peers, header)
+    if done:
         lines += [
             "",
-            "## Other experiments on these commits (seed repeats, the sweep, ...)",
-            "",
-            "| experiment | changed params | best val acc | test acc | macro-F1 |",
-            "|---|---|---|---|---|",
+            f"Training loss and validation accuracy of every run: [{plots_dir.name}/index.html]"
+            f"({plots_dir.name}/index.html) (`dvc plots diff`; confusion matrices and the "
+            "gradient-flow pictures: `dvc plots diff <exp-a> <exp-b>`).",
         ]
-        base = committed_params("params.yaml")
-        for name in others:
-            run = runs[name]
-            changed = {
-                f"{s}.{k}": v
-                for s, section in run["params"].items()
-                if isinstance(section, dict)
-                for k, v in section.items()
-                if _get(base, f"{s}.{k}") != v and s != "data"
-            }
-            live = run["metrics"].get("dvclive/train/metrics.json", {})
-            test = run["metrics"].get("metrics/test.json", {})
-            shown = ", ".join(f"{k}={v}" for k, v in changed.items()) or "(none)"
-            lines.append(
-                f"| {name} | {shown} | {_fmt(live.get('best_val_acc'))} "
-                f"| {_fmt(test.get('accuracy'))} | {_fmt(test.get('macro_f1'))} |"
-            )
-    lines += [
-        "",
-        f"Training loss and validation accuracy curves of every ladder run: "
-        f"[{plots_dir}/index.html]({plots_dir.name}/index.html) (`dvc plots diff`; per-class "
-        "scores and confusion matrices: `dvc plots diff <exp-a> <exp-b>`, `dvc exp show`).",
-    ]
-    analysis = out_dir / "ladder_analysis.md"
-    if analysis.is_file():
-        lines += ["", analysis.read_text(encoding="utf-8").rstrip()]
-    report = out_dir / "ladder.md"
-    write_text(report, "\n".join(lines) + "\n")
-    return report
+    if complete:
+        lines += ["", "What the numbers mean: [ladder_analysis.md](ladder_analysis.md)."]
+    write_text(out, "\n".join(lines) + "\n")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -303,10 +420,11 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="extra -S override for every preset (repeatable), e.g. train.epochs=5",
+        help="extra -S override for every preset (repeatable), e.g. data.local_dir=...",
     )
     parser.add_argument("--presets", help="comma-separated subset (default: all)")
     parser.add_argument("--report-only", action="store_true", help="only rewrite the report")
+    parser.add_argument("--out", type=Path, help="report file (default: see above)")
     parser.add_argument(
         "--rev", help="with --report-only: report the experiments of this commit (default HEAD)"
     )
@@ -317,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         help="also report experiments of this many commits back from --rev (default 1: only it)",
     )
     args = parser.parse_args(argv)
+    failed: list[str] = []
     try:
         presets = load_presets()
         names = args.presets.split(",") if args.presets else list(presets)
@@ -325,14 +444,18 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError(f"unknown preset {name!r}; valid presets: {', '.join(presets)}")
         if not args.report_only:
             base = committed_params("params.yaml")
-            sets = parse_sets(args.set)
-            if queue_ladder(names, presets, base, sets):
-                run_queue(args.jobs)
-        report = write_report(list(presets), presets, rev=args.rev, commits=args.commits)
+            wanted = wanted_params(names, presets, base, parse_sets(args.set))
+            queued = queue_ladder(wanted)
+            if queued:
+                failed = run_queue(queued, args.jobs)
+        report = write_report(presets, args.out, rev=args.rev, commits=args.commits)
     except AgnewsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"ladder: report written to {report}")
+    if failed:
+        print(f"error: {len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 
