@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,3 +47,35 @@ def download_and_prepare(
         seed=seed,
         num_workers=workers,
     )
+
+
+STAGES = ("download", "prepare", "train", "evaluate")
+
+
+def stages_run(output: str) -> list[str]:
+    """The pipeline stages DVC says it ran, in dvc.yaml's order."""
+    return [s for s in STAGES if f"Running stage '{s}'" in output]
+
+
+def copy_project(dst: Path, overrides: dict) -> Path:
+    """Copy the project's files (as a clone would have them: tracked and untracked, not ignored)
+    into `dst`, with `overrides` ({"section.key": value}) written into its params.yaml."""
+    import subprocess
+
+    import yaml
+
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
+    for rel in filter(None, listed):
+        src = ROOT / rel
+        if src.is_file():
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / rel)
+    params = yaml.safe_load((dst / "params.yaml").read_text())
+    (dst / "params.yaml").write_text(yaml.safe_dump(override(params, overrides), sort_keys=False))
+    return dst
