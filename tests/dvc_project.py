@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import helpers
-import yaml
 
 
 def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
@@ -36,12 +35,7 @@ def dvc(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProces
 def copy_project(dst: Path, params: dict) -> Path:
     """The project as a clone would have it (helpers.copy_project: this working tree's code,
     the committed params.yaml), with the dotted `params` set, committed in a new git repo."""
-    helpers.copy_project(dst)
-    values = yaml.safe_load((dst / "params.yaml").read_text())
-    for dotted, value in params.items():
-        section, key = dotted.split(".")
-        values[section][key] = value
-    (dst / "params.yaml").write_text(yaml.safe_dump(values, sort_keys=False))
+    helpers.copy_project(dst, params)
     run(["git", "init", "-q", "-b", "main"], dst)
     run(["git", "add", "-A"], dst)
     run(["git", "commit", "-qm", "project copy"], dst)

@@ -64,10 +64,19 @@ def committed_bytes(rel: str) -> bytes | None:
     return proc.stdout if proc.returncode == 0 else None
 
 
-def copy_project(dst: Path) -> None:
+STAGES = ("check", "download", "prepare", "train", "evaluate")
+
+
+def stages_run(output: str) -> list[str]:
+    """The pipeline stages DVC says it ran, in dvc.yaml's order."""
+    return [s for s in STAGES if f"Running stage '{s}'" in output]
+
+
+def copy_project(dst: Path, overrides: dict | None = None) -> Path:
     """The project as a fresh clone of it would be, with this working tree's code: every file
     git tracks or would track (so uncommitted code changes are tested), except the run state
-    (params.yaml, dvc.lock, metrics/, dvclive/), which is taken as committed."""
+    (params.yaml, dvc.lock, metrics/, dvclive/), which is taken as committed; `overrides`
+    ({"section.key": value}) are written into its params.yaml."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
         cwd=ROOT,
@@ -85,6 +94,13 @@ def copy_project(dst: Path) -> None:
         elif src.is_file():
             out.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, out)
+    if overrides:
+        import yaml
+
+        params = yaml.safe_load((dst / "params.yaml").read_text(encoding="utf-8"))
+        text = yaml.safe_dump(override(params, overrides), sort_keys=False)
+        (dst / "params.yaml").write_text(text, encoding="utf-8")
+    return dst
 
 
 def committed_params() -> dict:

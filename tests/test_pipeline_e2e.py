@@ -18,7 +18,7 @@ import yaml
 from dvc_project import copy_project
 from dvc_project import dvc as _dvc
 from dvc_project import run as _run
-from helpers import TINY
+from helpers import TINY, stages_run
 
 from agnews import CLASS_NAMES
 from agnews.batching import InputSpec
@@ -47,12 +47,7 @@ def flatten_all(tree: dict, prefix: str = "") -> dict:
 
 
 def _stages_run(proc: subprocess.CompletedProcess) -> list[str]:
-    out = proc.stdout + proc.stderr
-    return [
-        s
-        for s in ("check", "download", "prepare", "train", "evaluate")
-        if f"Running stage '{s}'" in out
-    ]
+    return stages_run(proc.stdout + proc.stderr)
 
 
 def test_repro_then_experiments(project):
