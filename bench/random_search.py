@@ -22,13 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
-from agnews.config import config_from_dict
-from agnews.raw import download
-from agnews.prepare import prepare_dataset
+from agnews.config import config_from_dict, load_yaml
 from agnews.evaluation import predict_test
+from agnews.prepare import prepare_dataset
 from agnews.presets import apply_overrides, get_preset, load_presets
+from agnews.raw import download
 from agnews.runtime import pick_device
 from agnews.training import train_model
 
@@ -60,7 +59,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.disable(logging.WARNING)
 
-    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    base = load_yaml((ROOT / "params.yaml").read_text())
     preset = get_preset(load_presets(ROOT / "presets.yaml"), args.preset)
     base = apply_overrides(base, preset["params"])
     work = Path(tempfile.mkdtemp(prefix="agnews-search-"))

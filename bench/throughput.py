@@ -31,10 +31,10 @@ from nltk.tokenize import word_tokenize
 from torch import nn
 from torch.utils.data import DataLoader
 
-from agnews.batching import make_batch, train_order
+from agnews.batching import InputSpec, make_batch, train_order
 from agnews.config import load_params
-from agnews.raw import load_local
 from agnews.models import TextClassifier
+from agnews.raw import load_local
 from agnews.runtime import pick_device
 from agnews.shards import shard_from_ids
 from agnews.text import tokenize, tokenize_all
@@ -140,7 +140,8 @@ def bench_notebook(examples, word2ind, cell, batch_size, n_batches, device):
 
 def bench_ours(shard, vocab, model_cfg, train_cfg, batch_size, n_batches, device):
     torch.manual_seed(0)
-    model = TextClassifier(model_cfg, len(vocab), vocab.pad_id).to(device)
+    inputs = InputSpec(vocab.pad_id, train_cfg.max_len, model_cfg.fixed_len)
+    model = TextClassifier(model_cfg, len(vocab), inputs).to(device)
     optimizer = make_optimizer(model, train_cfg)  # Adam, fused
     rng = np.random.default_rng(0)
     batches = train_order(shard.lengths, batch_size, rng, True, train_cfg.bucket_chunk)
@@ -150,9 +151,9 @@ def bench_ours(shard, vocab, model_cfg, train_cfg, batch_size, n_batches, device
         if i == 5:
             _sync(device)
             started = time.perf_counter()
-        batch = make_batch(shard, index, vocab.pad_id, train_cfg.max_len).to(device)
+        batch = make_batch(shard, index, inputs).to(device)
         optimizer.zero_grad(set_to_none=True)
-        loss = nn.functional.cross_entropy(model(batch.ids, batch.lengths), batch.labels)
+        loss = nn.functional.cross_entropy(model.classify(batch), batch.labels)
         loss.backward()
         optimizer.step()
         if i >= 5:
