@@ -279,22 +279,33 @@ def test_two_queued_experiments_run_at_once_without_interfering(project):
         assert live["parameters"] == parameters[cell], name
 
 
+def _queue_names(project: Path) -> set[str]:
+    status = _dvc(project, "queue", "status").stdout
+    return {line.split()[1] for line in status.splitlines()[1:] if len(line.split()) >= 4}
+
+
 def test_ladder_queues_runs_reports_and_reuses(project):
     _run(["git", "checkout", "-q", "--", "params.yaml"], project)
-    ladder = [
-        sys.executable,
-        "-m",
-        "agnews.ladder",
-        "--jobs",
-        "2",
-        "--presets",
-        "rnn_mean,gru_cat",
-        "--set",
-        "train.epochs=1",
-    ]
-    first = _run(ladder, project)
+    ladder = [sys.executable, "-m", "agnews.ladder", "--jobs", "2", "--presets", "rnn_mean,gru_cat"]
+    committed_report = (project / "reports" / "ladder.md").read_bytes()
+
+    # a bad --set value is refused before anything is queued
+    before = _queue_names(project)
+    bad = _run([*ladder, "--set", "train.epochs=abc"], project, check=False)
+    assert bad.returncode == 2
+    assert "train.epochs: 'abc' is invalid" in bad.stderr
+    assert _queue_names(project) == before
+
+    first = _run([*ladder, "--set", "train.epochs=1"], project)
     assert "queued rnn_mean" in first.stdout and "queued gru_cat" in first.stdout
-    report = (project / "reports" / "ladder.md").read_text()
+    # one line per finished run
+    finished = [line for line in first.stdout.splitlines() if " finished (" in line]
+    assert sorted(line.split()[1] for line in finished) == ["gru_cat", "rnn_mean"]
+    # a subset never replaces the complete report: it goes to ladder_partial.md
+    assert (project / "reports" / "ladder.md").read_bytes() == committed_report
+    assert "ladder_partial.md" in first.stdout
+    report = (project / "reports" / "ladder_partial.md").read_text()
+    assert "(partial)" in report and "ladder_analysis" not in report
     rows = {
         line.split("|")[1].strip(" `"): [c.strip() for c in line.split("|")]
         for line in report.splitlines()
@@ -303,11 +314,12 @@ def test_ladder_queues_runs_reports_and_reuses(project):
     assert set(rows) == set(yaml.safe_load((project / "presets.yaml").read_text()))
     for name, cells in rows.items():
         if name in ("rnn_mean", "gru_cat"):  # ran: val acc, test acc, epochs from --set
-            assert cells[11] != "– (–)" and 0.0 <= float(cells[12]) <= 1.0, name
-            assert cells[10] == "1", name
+            assert cells[6] != "not run" and 0.0 <= float(cells[7]) <= 100.0, name
+            assert cells[5] == "1", name
         else:  # not run: shown as missing, never invented
-            assert cells[12] == "–", name
+            assert cells[6] == "not run" and cells[7] == "–", name
     assert "360 train / 40 validation / 200 test rows" in report
+    assert str(project) not in report  # no machine path
     # two jobs share the cores: each training process got cpus // 2 threads, not all of them
     shown = json.loads(_dvc(project, "exp", "show", "--json").stdout)
     threads = {
@@ -317,8 +329,19 @@ def test_ladder_queues_runs_reports_and_reuses(project):
         if exp.get("name") in ("rnn_mean", "gru_cat")
     }
     assert threads == dict.fromkeys(("rnn_mean", "gru_cat"), max(1, os.cpu_count() // 2))
-    assert (project / "reports" / "ladder_plots" / "index.html").is_file()
+    assert (project / "reports" / "ladder_partial_plots" / "index.html").is_file()
 
-    again = _run(ladder, project)
+    again = _run([*ladder, "--set", "train.epochs=1"], project)
     assert "re-using experiment rnn_mean" in again.stdout
     assert "queued" not in again.stdout
+
+    # a run that fails (its data folder does not exist) makes the ladder exit 1, naming it
+    failed = _run(
+        [*ladder[:-1], "rnn_max", "--set", "train.epochs=1", "--set", "data.local_dir=nowhere"],
+        project,
+        check=False,
+    )
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "rnn_max FAILED" in failed.stderr
+    assert "see `dvc queue logs rnn_max`" in failed.stderr
+    assert "1 run(s) failed: rnn_max" in failed.stderr
