@@ -31,7 +31,14 @@ def override(params: dict, overrides: dict) -> dict:
 
 
 def download_and_prepare(
-    local_dir: Path, root: Path, min_count: int, val_size: float, seed: int, workers: int = 1
+    local_dir: Path,
+    root: Path,
+    min_count: int,
+    val_size: float,
+    seed: int,
+    workers: int = 1,
+    ngrams: int = 0,
+    ngram_min_count: int = 1,
 ) -> dict:
     """Run download and prepare into `root` (raw/, out/, m.json, h.csv); return the metrics."""
     from agnews.prepare import prepare_dataset
@@ -47,6 +54,8 @@ def download_and_prepare(
         val_size=val_size,
         seed=seed,
         num_workers=workers,
+        ngrams=ngrams,
+        ngram_min_count=ngram_min_count,
     )
 
 

@@ -1,7 +1,7 @@
 import pytest
 from helpers import ROOT, override
 
-from agnews.config import config_from_dict, load_params
+from agnews.config import config_from_dict, load_params, load_yaml
 from agnews.errors import ConfigError
 
 
@@ -131,3 +131,106 @@ def test_fixed_len_too_small_for_a_flatten_head(params):
     bad = {"model.pooling": "flatten", "model.fixed_len": 2}
     with pytest.raises(ConfigError, match=r"model\.fixed_len: must be >= 3"):
         config_from_dict(override(params, bad))
+
+
+# every param, with a value out of its range (or of the wrong kind), must be refused by name
+OUT_OF_RANGE = [
+    ("data.hub_dataset", 3),
+    ("data.local_dir", 7),
+    ("prepare.min_count", -1),
+    ("prepare.val_size", 1.0),
+    ("prepare.seed", -1),
+    ("prepare.seed", 2**32),
+    ("prepare.num_workers", -2),
+    ("prepare.ngrams", 6),
+    ("prepare.ngram_min_count", -1),
+    ("model.cell", "lstmm"),
+    ("model.embedding_dim", 0),
+    ("model.hidden_size", -8),
+    ("model.layers", 0),
+    ("model.bidirectional", "both"),
+    ("model.layer_activation", "gelu"),
+    ("model.rnn_dropout", 1.0),
+    ("model.embedding_dropout", -0.1),
+    ("model.pooling", "sum"),
+    ("model.fixed_len", 0),
+    ("model.flatten_dim", -1),
+    ("model.head_hidden", 0),
+    ("model.head_layers", 0),
+    ("model.head_dropout", 1.5),
+    ("model.head_concat_pooled", "no"),
+    ("model.skip_embedding", 1),
+    ("model.ngram_dim", -1),
+    ("train.epochs", 0),
+    ("train.batch_size", 0),
+    ("train.lr", 0.0),
+    ("train.lr", 100.0),
+    ("train.lr", float("nan")),
+    ("train.optimizer", "lion"),
+    ("train.weight_decay", -0.01),
+    ("train.weight_decay", float("inf")),
+    ("train.lr_schedule", "step"),
+    ("train.warmup_steps", -1),
+    ("train.grad_clip", -1.0),
+    ("train.word_dropout", 1.0),
+    ("train.evals_per_epoch", 0),
+    ("train.max_len", 2),
+    ("train.bucketing", "yes"),
+    ("train.bucket_chunk", 0),
+    ("train.eval_batch_size", 0),
+    ("train.log_every", 0),
+    ("train.seed", -5),
+    ("train.device", "gpu"),
+    ("train.amp", "true"),
+    ("train.resume", None),
+    ("evaluate.batch_size", 0),
+]
+
+
+@pytest.mark.parametrize(("key", "value"), OUT_OF_RANGE)
+def test_every_param_out_of_range_is_refused_by_name(params, key, value):
+    with pytest.raises(ConfigError, match="^" + key.replace(".", r"\.") + ":"):
+        config_from_dict(override(params, {key: value}))
+
+
+def test_every_param_has_an_out_of_range_case(params):
+    keys = {f"{s}.{k}" for s, section in params.items() if s != "paths" for k in section}
+    assert keys == {k for k, _ in OUT_OF_RANGE}
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("1e-3", 0.001), ("2E-4", 0.0002), (".5", 0.5), ("1.", 1.0), ("+3", 3), ("0x10", 16)],
+)
+def test_number_forms_are_read_as_dvc_reads_them(text, value):
+    assert load_yaml(f"v: {text}")["v"] == value
+
+
+def test_yaml_1_1_booleans_stay_strings_as_dvc_has_them(params):
+    assert load_yaml("a: yes\nb: off\nc: true") == {"a": "yes", "b": "off", "c": True}
+    with pytest.raises(ConfigError, match=r"train\.resume: 'yes' is invalid; expected bool"):
+        config_from_dict(override(params, {"train.resume": load_yaml("v: yes")["v"]}))
+
+
+def test_params_file_with_exponent_learning_rate_loads(tmp_path, params):
+    text = (ROOT / "params.yaml").read_text().replace("lr: 0.001", "lr: 1e-3")
+    (tmp_path / "params.yaml").write_text(text)
+    assert load_params(tmp_path / "params.yaml").train.lr == 0.001
+
+
+def test_fixed_len_without_flatten_is_refused(params):
+    with pytest.raises(ConfigError, match=r"model\.fixed_len: 50 is set but model\.pooling='max'"):
+        config_from_dict(override(params, {"model.fixed_len": 50}))
+
+
+def test_ngram_bag_needs_prepared_ngrams(params):
+    with pytest.raises(ConfigError, match=r"model\.ngram_dim: 64 needs n-grams .*prepare\.ngrams"):
+        config_from_dict(override(params, {"model.ngram_dim": 64}))
+    cfg = config_from_dict(override(params, {"model.ngram_dim": 64, "prepare.ngrams": 2}))
+    assert cfg.model.ngram_dim == 64
+
+
+def test_params_file_that_is_not_utf8(tmp_path):
+    (tmp_path / "params.yaml").write_bytes(b"model:\n  cell: \xff\xfe\n")
+    with pytest.raises(ConfigError, match=r"params\.yaml: not UTF-8"):
+        load_params(tmp_path / "params.yaml")

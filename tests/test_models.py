@@ -162,3 +162,18 @@ def test_presets_file_documents_every_preset():
             continue
         assert preset["notebook"].startswith("In ["), name
         assert isinstance(preset["notebook_acc"], float), name
+
+
+@pytest.mark.parametrize("bidirectional", ["none", "all"])
+def test_the_ngram_bag_does_not_depend_on_the_batch(tiny_config, bidirectional):
+    cfg = _cfg(tiny_config, cell="gru", bidirectional=bidirectional, pooling="mean", ngram_dim=6)
+    torch.manual_seed(1)
+    model = TextClassifier(cfg, VOCAB, InputSpec(PAD, 256, None), bag_size=30).eval()
+    ids = torch.tensor([[2, 7, 9, 3, 0, 0], [2, 5, 6, 8, 11, 3]])
+    bag, offsets = torch.tensor([4, 5, 1, 2, 3, 9]), torch.tensor([0, 2])
+    with torch.no_grad():
+        both = model(ids, torch.tensor([4, 6]), bag, offsets)
+        alone = model(ids[:1, :4], torch.tensor([4]), bag[:2], offsets[:1])
+    torch.testing.assert_close(both[0], alone[0], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="n-gram bag"):
+        model(ids, torch.tensor([4, 6]))

@@ -79,3 +79,42 @@ def test_missing_model_is_a_clear_error(capsys, tmp_path, prepared_dir):
     args = ["--model", str(tmp_path / "none.pt"), "--data", str(prepared_dir)]
     assert main([*args, "text"]) == 2
     assert "none.pt: missing; run the train stage first" in capsys.readouterr().err
+
+
+def _predict_rss(args: list[str], lines: int, tmp_path) -> tuple[int, int]:
+    """(peak RSS in MiB of a `python -m agnews.predict` process, output rows) for `lines`
+    input lines, some of them blank."""
+    import subprocess
+
+    src = tmp_path / f"in-{lines}.txt"
+    with open(src, "w") as f:
+        for i in range(lines):
+            f.write("\n" if i % 97 == 0 else f"Stocks rally {i} as oil falls in market {i % 13}\n")
+    out = tmp_path / f"out-{lines}.txt"
+    code = (
+        "import resource, runpy, sys; sys.argv = ['predict', *sys.argv[1:]]\n"
+        "try:\n    runpy.run_module('agnews.predict', run_name='__main__')\n"
+        "finally:\n    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    )
+    with open(out, "w") as f:
+        proc = subprocess.run(
+            [sys.executable, "-c", code, *args, "--file", str(src)],
+            stdout=f,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    assert proc.returncode == 0, proc.stderr
+    with open(out) as f:
+        rows = sum(1 for _ in f)
+    return int(proc.stderr.strip().splitlines()[-1]) // 1024, rows
+
+
+def test_large_inputs_stream_with_bounded_memory_one_row_per_line(
+    trained_model, prepared_dir, tmp_path
+):
+    args = ["--model", str(trained_model), "--data", str(prepared_dir)]
+    small_rss, small_rows = _predict_rss(args, 2_000, tmp_path)
+    big_rss, big_rows = _predict_rss(args, 100_000, tmp_path)
+    assert (small_rows, big_rows) == (2_000, 100_000)
+    assert big_rss - small_rss < 100, (small_rss, big_rss)  # MiB: not growing with the input

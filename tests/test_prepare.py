@@ -74,3 +74,28 @@ def test_texts_empty_after_preprocessing_are_dropped_and_counted(tmp_path):
     assert metrics["rows"]["test"] == 9
     test = load_shard(tmp_path / "out" / "test.npz")
     assert test.lengths.min() >= 3  # bos, at least one word, eos
+
+
+def test_a_threshold_that_keeps_no_word_is_refused(tmp_path):
+    import pytest
+
+    from agnews.errors import DataError
+
+    with pytest.raises(
+        DataError, match=r"prepare\.min_count=100000 keeps no word.* seen \d+ times"
+    ):
+        _prepare(tmp_path, "a", min_count=100_000)
+    assert not (tmp_path / "a" / "out").exists()  # nothing half-written
+
+
+def test_ngrams_are_prepared_beside_the_words(tmp_path):
+    from agnews.vocab import NgramVocab
+
+    root = tmp_path / "n"
+    metrics = download_and_prepare(SAMPLE_DIR, root, 1, 0.25, 3, ngrams=2, ngram_min_count=1)
+    ngrams = NgramVocab.load(root / "out" / "ngrams.json")
+    assert metrics["ngram_vocab_size"] == len(ngrams) > 0
+    assert any(" " in g for g in ngrams.itos) and any(" " not in g for g in ngrams.itos)
+    train = load_shard(root / "out" / "train.npz")
+    assert train.bag is not None and len(train.bag_offsets) == len(train) + 1
+    assert train.bag.max() < len(ngrams)

@@ -198,3 +198,39 @@ def test_evaluate_refuses_a_vocabulary_of_another_run(tmp_path, prepared_dir, tr
     with pytest.raises(DataError, match="trained with another words vocabulary"):
         evaluate_checkpoint(trained_model, other, tmp_path / "m.json", tmp_path / "c.csv", 64)
     assert not (tmp_path / "m.json").exists()
+
+
+@pytest.fixture(scope="module")
+def prepared_with_ngrams(tmp_path_factory):
+    from helpers import SAMPLE_DIR, download_and_prepare
+
+    root = tmp_path_factory.mktemp("ngrams")
+    download_and_prepare(SAMPLE_DIR, root, 1, 0.2, 0, ngrams=2, ngram_min_count=0)
+    return root / "out"
+
+
+def test_the_ngram_bag_trains_and_its_checkpoint_binds_both_vocabularies(
+    tmp_path, prepared_with_ngrams, tiny_config, capsys
+):
+    from agnews.predict import main as predict_main
+
+    cfg = dataclasses.replace(tiny_config.model, ngram_dim=8)
+    out = tmp_path / "bag"
+    train_model(prepared_with_ngrams, out / "model.pt", out / "live", cfg, tiny_config.train)
+    model, payload, vocabs = load_model(out / "model.pt", prepared_with_ngrams, torch.device("cpu"))
+    assert model.bag is not None and model.bag.num_embeddings == len(vocabs.ngrams)
+    assert payload["vocab"]["ngrams"]["sha256"] == vocabs.ngrams.digest
+    m = evaluate_checkpoint(
+        out / "model.pt", prepared_with_ngrams, out / "m.json", out / "c.csv", 64
+    )
+    assert m["n_test"] == 200
+    args = ["--model", str(out / "model.pt"), "--data", str(prepared_with_ngrams), "Oil prices"]
+    assert predict_main(args) == 0
+    assert capsys.readouterr().out.count("\n") == 1
+    # the same checkpoint beside data prepared without n-grams: one clear error
+    from agnews.errors import DataError
+
+    with pytest.raises(DataError, match=r"ngrams\.json: missing"):
+        load_model(
+            out / "model.pt", prepared_with_ngrams.parent.parent / "none", torch.device("cpu")
+        )

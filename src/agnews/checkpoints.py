@@ -10,6 +10,8 @@ checkpoint of another format or one whose bytes are damaged.
 from __future__ import annotations
 
 import dataclasses
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,12 +76,34 @@ def save_atomically(path: str | Path, obj: dict) -> None:
         torch.save(obj, f)
 
 
-def read_checkpoint(path: str | Path, device: torch.device) -> dict[str, Any]:
-    """The checkpoint's payload, checked for format; every failure is one DataError naming it."""
+def check_intact(path: str | Path) -> None:
+    """torch.save writes a zip archive whose records carry CRC-32 checksums that torch.load never
+    verifies: a file damaged without changing its size would load, with wrong weights. Check
+    every record's checksum first."""
     try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as exc:
+        raise DataError(f"{path}: not a loadable checkpoint (damaged? {exc})") from None
+    if bad is not None:
+        raise DataError(
+            f"{path}: not a loadable checkpoint: record {bad} fails its checksum (the file is "
+            "damaged; rerun train: dvc repro -f -s train, or dvc checkout to restore it)"
+        )
+
+
+def read_checkpoint(path: str | Path, device: torch.device) -> dict[str, Any]:
+    """The checkpoint's payload, checked for damage and format; every failure is one DataError
+    naming it."""
+    try:
+        check_intact(path)
         payload = torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise DataError(f"{path}: missing; run the train stage first") from None
+    except DataError:
+        raise
     except Exception as exc:  # torch raises many types for damaged files
         raise DataError(
             f"{path}: not a loadable checkpoint (damaged? rerun train: dvc repro -f -s train): "

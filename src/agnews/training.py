@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from agnews.atomic import atomic_path
 from agnews.batching import Batch, InputSpec, make_batch, train_order, word_dropout
-from agnews.checkpoints import Vocabularies, save_atomically, save_checkpoint
+from agnews.checkpoints import Vocabularies, check_intact, save_atomically, save_checkpoint
 from agnews.config import ModelConfig, TrainConfig, to_dict
 from agnews.errors import DataError, TrainingError
 from agnews.evaluation import predict_shard
@@ -185,6 +185,7 @@ class TrainState:
             return False
         device = next(self.model.parameters()).device
         try:
+            check_intact(path)
             saved = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # a damaged state is not worth failing for: start over
             log.warning("ignoring unreadable training state %s: %s", path, exc)
