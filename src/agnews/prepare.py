@@ -45,6 +45,7 @@ class Splits:
     """Tokenized train/val/test texts with their labels, and the texts dropped as empty."""
 
     tokens: dict[str, list[list[str]]]  # split -> one token list per text
+    texts: dict[str, list[str]]  # split -> the raw text of each row
     labels: dict[str, np.ndarray]  # split -> (N,) int64
     dropped_empty: dict[str, int]  # raw split (train, test) -> texts dropped
 
@@ -60,6 +61,7 @@ def split_rows(raw_dir: str | Path, val_size: float, seed: int, num_workers: int
     split_tokens = {"train": tokens[:n_train], "test": tokens[n_train:]}
 
     kept: dict[str, tuple[list[list[str]], np.ndarray]] = {}
+    kept_texts: dict[str, list[str]] = {}
     dropped = {}
     for split in ("train", "test"):
         keep = [i for i, t in enumerate(split_tokens[split]) if t]
@@ -68,6 +70,7 @@ def split_rows(raw_dir: str | Path, val_size: float, seed: int, num_workers: int
             log.warning("%s: dropped %d text(s) empty after preprocessing", split, dropped[split])
         labels = np.array([raw[split][i].label for i in keep], dtype=np.int64)
         kept[split] = ([split_tokens[split][i] for i in keep], labels)
+        kept_texts[split] = [raw[split][i].text for i in keep]
         where = f"{Path(raw_dir) / split}.jsonl"
         check_split([raw[split][i] for i in keep], f"{where} (after dropping empty texts)")
 
@@ -83,6 +86,11 @@ def split_rows(raw_dir: str | Path, val_size: float, seed: int, num_workers: int
             "train": [train_tokens[i] for i in train_idx],
             "val": [train_tokens[i] for i in val_idx],
             "test": kept["test"][0],
+        },
+        texts={
+            "train": [kept_texts["train"][i] for i in train_idx],
+            "val": [kept_texts["train"][i] for i in val_idx],
+            "test": kept_texts["test"],
         },
         labels={
             "train": train_labels[train_idx],
