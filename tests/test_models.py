@@ -177,3 +177,32 @@ def test_the_ngram_bag_does_not_depend_on_the_batch(tiny_config, bidirectional):
     torch.testing.assert_close(both[0], alone[0], atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="n-gram bag"):
         model(ids, torch.tensor([4, 6]))
+
+
+def test_reverse_real_tokens_reverses_each_row_in_place_and_is_its_own_inverse():
+    from agnews.models import reverse_real_tokens
+
+    x = torch.arange(2 * 5, dtype=torch.float32).reshape(2, 5, 1)  # rows 0..4 and 5..9
+    out = reverse_real_tokens(x, torch.tensor([3, 5]))
+    assert out[..., 0].tolist() == [[2, 1, 0, 3, 4], [9, 8, 7, 6, 5]]
+    assert torch.equal(reverse_real_tokens(out, torch.tensor([3, 5])), x)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_bidirectional_layer_reads_each_text_both_ways_like_a_lone_sequence(cell):
+    """Row by row, each direction equals the cell run on that text alone (what a packed
+    sequence computes): the right-to-left one starts at the text's last real token."""
+    from agnews.models import _CELLS, RecurrentLayer
+
+    torch.manual_seed(0)
+    layer = RecurrentLayer(_CELLS[cell], 4, 3, bidirectional=True).eval()
+    x = torch.randn(3, 6, 4)
+    lengths = torch.tensor([6, 2, 4])
+    with torch.no_grad():
+        out = layer(x, lengths)  # (B, T, 2H)
+        for b, n in enumerate(lengths.tolist()):
+            text = x[b : b + 1, :n]  # (1, n, I)
+            fwd, _ = layer.forward_cell(text)
+            bwd, _ = layer.backward_cell(text.flip(1))
+            torch.testing.assert_close(out[b, :n, :3], fwd[0])
+            torch.testing.assert_close(out[b, :n, 3:], bwd[0].flip(0))
