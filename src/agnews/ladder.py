@@ -147,6 +147,9 @@ def worker_env(jobs: int, cpus: int | None = None) -> dict[str, str]:
     spin against each other (2 jobs on 2 cores: 266 s in the baseline's training loop, not 25 s).
     A user's own OMP_NUM_THREADS wins."""
     env = dict(os.environ)
+    # DVC starts its queue workers as a `dvc` command: make it this environment's
+    bindir = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join([bindir, env.get("PATH", "")])
     if jobs > 1 and "OMP_NUM_THREADS" not in env:
         env["OMP_NUM_THREADS"] = str(max(1, (cpus or os.cpu_count() or 1) // jobs))
     return env
@@ -166,10 +169,11 @@ def run_queue(names: list[str], jobs: int, poll_s: float = 10.0) -> list[str]:
     """Start the queue and wait for `names`, printing a line as each finishes; return the names
     that failed."""
     _dvc("queue", "start", "-j", str(jobs), env=worker_env(jobs))
-    started, pending, failed = time.monotonic(), set(names), []
+    started, pending, failed, idle_polls = time.monotonic(), set(names), [], 0
     while pending:
         time.sleep(poll_s)
-        states = queue_states(_dvc("queue", "status"))
+        text = _dvc("queue", "status")
+        states = queue_states(text)
         for name in sorted(pending):
             state = states.get(name)
             if state not in ("Success", "Failed"):
@@ -189,6 +193,16 @@ def run_queue(names: list[str], jobs: int, poll_s: float = 10.0) -> list[str]:
         if pending and not any(states.get(n) in ("Queued", "Running") for n in pending):
             missing = ", ".join(sorted(pending))
             raise AgnewsError(f"the queue stopped before {missing} ran (see `dvc queue status`)")
+        idle = "Worker status: 0 active, 0 idle" in text
+        if idle and not any(states.get(n) == "Running" for n in pending):
+            idle_polls += 1
+            if idle_polls * poll_s >= 60:
+                raise AgnewsError(
+                    "no queue worker is running and runs are still queued: restart them with "
+                    "`dvc queue start` (is `dvc` on PATH?)"
+                )
+        else:
+            idle_polls = 0
     return failed
 
 

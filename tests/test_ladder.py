@@ -1,0 +1,27 @@
+"""The ladder's pieces that need no DVC run: queue parsing, the worker environment."""
+
+import os
+import sys
+from pathlib import Path
+
+from agnews.ladder import queue_states, worker_env
+
+
+def test_queue_status_is_parsed_by_name():
+    text = (
+        "Task     Name      Created    Status\n"
+        "aaee2a2  badone    07:55 AM   Failed\n"
+        "f55d3bc  goodone   07:55 AM   Success\n"
+        "0c1d2e3  later     07:56 AM   Queued\n"
+        "\nWorker status: 0 active, 0 idle\n"
+    )
+    assert queue_states(text) == {"badone": "Failed", "goodone": "Success", "later": "Queued"}
+
+
+def test_workers_find_this_environments_dvc_and_share_the_cores(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("PATH", "/usr/bin")
+    env = worker_env(2, cpus=8)
+    assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
+    assert env["OMP_NUM_THREADS"] == "4"
+    assert "OMP_NUM_THREADS" not in worker_env(1, cpus=8)
