@@ -61,7 +61,7 @@ def download_and_prepare(
 
 # What a user's runs change in the workspace: copies take these as committed, so the tests pass
 # in a workspace where the user has run experiments or edited params.yaml.
-RUN_STATE = ("params.yaml", "dvc.lock")
+RUN_STATE = ("dvc.lock",)
 RUN_STATE_DIRS = ("metrics/", "dvclive/")
 
 
@@ -84,7 +84,8 @@ def stages_run(output: str) -> list[str]:
 def copy_project(dst: Path, overrides: dict | None = None) -> Path:
     """The project as a fresh clone of it would be, with this working tree's code: every file
     git tracks or would track (so uncommitted code changes are tested), except the run state
-    (params.yaml, dvc.lock, metrics/, dvclive/), which is taken as committed; `overrides`
+    (dvc.lock, metrics/, dvclive/), taken as committed, and params.yaml, whose committed values
+    are restored (`committed_params`); `overrides`
     ({"section.key": value}) are written into its params.yaml."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
@@ -95,7 +96,12 @@ def copy_project(dst: Path, overrides: dict | None = None) -> Path:
     ).stdout.split("\0")
     for rel in filter(None, listed):
         src, out = ROOT / rel, dst / rel
-        if rel in RUN_STATE or rel.startswith(RUN_STATE_DIRS):
+        if rel == "params.yaml":
+            import yaml
+
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(yaml.safe_dump(committed_params(), sort_keys=False), encoding="utf-8")
+        elif rel in RUN_STATE or rel.startswith(RUN_STATE_DIRS):
             blob = committed_bytes(rel)
             if blob is not None:
                 out.parent.mkdir(parents=True, exist_ok=True)
@@ -113,10 +119,17 @@ def copy_project(dst: Path, overrides: dict | None = None) -> Path:
 
 
 def committed_params() -> dict:
-    """params.yaml as committed (the defaults), whatever the workspace's copy says now."""
+    """The workspace's params.yaml with every value that HEAD also has set back to HEAD's: a
+    user's `dvc exp run -S ...` edits do not leak into the tests, while a param a developer has
+    just added (not committed yet) is there."""
     from agnews.config import load_yaml
 
+    params = load_yaml((ROOT / "params.yaml").read_text(encoding="utf-8"))
     blob = committed_bytes("params.yaml")
-    if blob is None:
-        blob = (ROOT / "params.yaml").read_bytes()
-    return load_yaml(blob.decode("utf-8"))
+    if blob is not None:
+        committed = load_yaml(blob.decode("utf-8"))
+        for section, values in params.items():
+            for key in values:
+                if key in committed.get(section, {}):
+                    values[key] = committed[section][key]
+    return params

@@ -161,6 +161,7 @@ OUT_OF_RANGE = [
     ("model.head_concat_pooled", "no"),
     ("model.skip_embedding", 1),
     ("model.ngram_dim", -1),
+    ("model.ngram_logits", "yes"),
     ("train.epochs", 0),
     ("train.batch_size", 0),
     ("train.lr", 0.0),
@@ -183,6 +184,7 @@ OUT_OF_RANGE = [
     ("train.device", "gpu"),
     ("train.amp", "true"),
     ("train.resume", None),
+    ("train.ngram_lr", 0.0),
     ("evaluate.batch_size", 0),
 ]
 
@@ -228,6 +230,8 @@ def test_ngram_bag_needs_prepared_ngrams(params):
         config_from_dict(override(params, {"model.ngram_dim": 64}))
     cfg = config_from_dict(override(params, {"model.ngram_dim": 64, "prepare.ngrams": 2}))
     assert cfg.model.ngram_dim == 64
+    with pytest.raises(ConfigError, match=r"model\.ngram_logits: needs n-grams"):
+        config_from_dict(override(params, {"model.ngram_logits": True}))
 
 
 def test_params_file_that_is_not_utf8(tmp_path):

@@ -209,16 +209,20 @@ def prepared_with_ngrams(tmp_path_factory):
     return root / "out"
 
 
-def test_the_ngram_bag_trains_and_its_checkpoint_binds_both_vocabularies(
-    tmp_path, prepared_with_ngrams, tiny_config, capsys
+@pytest.mark.parametrize(
+    "changes", [{"ngram_dim": 8}, {"ngram_logits": True}, {"ngram_dim": 4, "ngram_logits": True}]
+)
+def test_the_ngram_paths_train_and_their_checkpoint_binds_both_vocabularies(
+    tmp_path, prepared_with_ngrams, tiny_config, capsys, changes
 ):
     from agnews.predict import main as predict_main
 
-    cfg = dataclasses.replace(tiny_config.model, ngram_dim=8)
+    cfg = dataclasses.replace(tiny_config.model, **changes)
     out = tmp_path / "bag"
     train_model(prepared_with_ngrams, out / "model.pt", out / "live", cfg, tiny_config.train)
     model, payload, vocabs = load_model(out / "model.pt", prepared_with_ngrams, torch.device("cpu"))
-    assert model.bag is not None and model.bag.num_embeddings == len(vocabs.ngrams)
+    bags = [m for m in (model.bag, model.ngram_logits) if m is not None]
+    assert bags and all(m.num_embeddings == len(vocabs.ngrams) for m in bags)
     assert payload["vocab"]["ngrams"]["sha256"] == vocabs.ngrams.digest
     m = evaluate_checkpoint(
         out / "model.pt", prepared_with_ngrams, out / "m.json", out / "c.csv", 64

@@ -50,3 +50,41 @@ def test_corrupt_vocab_file_is_a_clear_error(tmp_path):
     (tmp_path / "vocab.json").write_text("{not json")
     with pytest.raises(DataError, match=r"vocab\.json: cannot read vocabulary"):
         Vocab.load(tmp_path / "vocab.json")
+
+
+def test_ngram_vocab_weights_are_sublinear_tf_idf_normalised():
+    import math
+
+    from agnews.vocab import build_ngram_vocab
+
+    texts = [["a", "b", "a", "c"], ["b", "c"], ["a", "d", "d"]]
+    v = build_ngram_vocab(texts, n=2, min_count=0)
+    assert v.itos[:2] == ("a", "b") and "a b" in v.stoi and "d d" in v.stoi
+    # idf = ln((1 + N) / (1 + df)) + 1, N = 3 texts; "a" is in 2 texts, "d d" in 1
+    assert v.idf[v.stoi["a"]] == math.log(4 / 3) + 1
+    assert v.idf[v.stoi["d d"]] == math.log(4 / 2) + 1
+    ids, weights = v.encode(["a", "d", "d"])
+    raw = {  # (1 + ln tf) * idf before normalising
+        "a": 1 * (math.log(4 / 3) + 1),
+        "d": (1 + math.log(2)) * (math.log(4 / 2) + 1),
+        "a d": math.log(4 / 2) + 1,
+        "d d": math.log(4 / 2) + 1,
+    }
+    norm = math.sqrt(sum(x * x for x in raw.values()))
+    got = {v.itos[i]: float(w) for i, w in zip(ids, weights, strict=True)}
+    assert got.keys() == raw.keys()
+    assert all(abs(got[g] - raw[g] / norm) < 1e-6 for g in raw)
+    assert list(ids) == sorted(ids)
+    unknown_ids, unknown_weights = v.encode(["zzz", "qqq"])
+    assert len(unknown_ids) == len(unknown_weights) == 0
+
+
+def test_ngram_vocab_round_trips_and_its_digest_covers_the_idf(tmp_path):
+    from agnews.vocab import NgramVocab, build_ngram_vocab
+
+    v = build_ngram_vocab([["a", "b"], ["b", "c"]], n=2, min_count=0)
+    v.save(tmp_path / "ngrams.json")
+    back = NgramVocab.load(tmp_path / "ngrams.json")
+    assert back == v and back.digest == v.digest
+    other = NgramVocab(v.itos, tuple(x + 1e-9 for x in v.idf), v.n)
+    assert other.digest != v.digest

@@ -39,13 +39,19 @@ class Batch:
     labels: torch.Tensor  # (B,) int64
     bag: torch.Tensor | None = None  # (total,) int64 n-gram ids of all rows back to back
     bag_offsets: torch.Tensor | None = None  # (B,) int64 where each row's n-grams start
+    bag_weights: torch.Tensor | None = None  # (total,) float32 their TF-IDF weights
 
     def to(self, device: torch.device) -> Batch:
         def move(t: torch.Tensor | None) -> torch.Tensor | None:
             return None if t is None else t.to(device, non_blocking=device.type == "cuda")
 
         return Batch(
-            move(self.ids), self.lengths, move(self.labels), move(self.bag), move(self.bag_offsets)
+            move(self.ids),
+            self.lengths,
+            move(self.labels),
+            move(self.bag),
+            move(self.bag_offsets),
+            move(self.bag_weights),
         )
 
 
@@ -64,7 +70,7 @@ def make_batch(shard: Shard, index: np.ndarray, spec: InputSpec) -> Batch:
     mask = pos[None, :] < lengths[:, None]  # (B, T)
     gather = np.where(mask, starts[:, None] + pos[None, :], 0)  # (B, T)
     ids = np.where(mask, shard.tokens[gather], spec.pad_id)  # (B, T)
-    bag = bag_offsets = None
+    bag = bag_offsets = bag_weights = None
     if shard.bag is not None:
         bag_starts, bag_ends = shard.bag_offsets[index], shard.bag_offsets[index + 1]  # (B,)
         sizes = bag_ends - bag_starts  # (B,)
@@ -72,16 +78,17 @@ def make_batch(shard: Shard, index: np.ndarray, spec: InputSpec) -> Batch:
         np.cumsum(sizes[:-1], out=bag_offsets[1:])
         # every row's n-gram positions back to back: start of its run + rank within it
         rank = np.arange(sizes.sum()) - np.repeat(bag_offsets, sizes)  # (total,)
-        bag = shard.bag[np.repeat(bag_starts, sizes) + rank]  # (total,)
-        bag, bag_offsets = (
-            _pinned(torch.from_numpy(x.astype(np.int64))) for x in (bag, bag_offsets)
-        )
+        where = np.repeat(bag_starts, sizes) + rank  # (total,) positions in the shard's bag
+        bag = _pinned(torch.from_numpy(shard.bag[where].astype(np.int64)))
+        bag_offsets = _pinned(torch.from_numpy(bag_offsets))
+        bag_weights = _pinned(torch.from_numpy(shard.bag_weights[where]))
     return Batch(
         _pinned(torch.from_numpy(ids.astype(np.int64))),
         _pinned(torch.from_numpy(lengths.astype(np.int64))),
         _pinned(torch.from_numpy(shard.labels[index].astype(np.int64))),
         bag,
         bag_offsets,
+        bag_weights,
     )
 
 
@@ -121,4 +128,5 @@ def word_dropout(batch: Batch, p: float, unk_id: int) -> Batch:
         batch.labels,
         batch.bag,
         batch.bag_offsets,
+        batch.bag_weights,
     )

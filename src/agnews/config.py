@@ -128,6 +128,7 @@ class ModelConfig:
     head_concat_pooled: bool  # concatenate the pooled vector to the first head layer's output
     skip_embedding: bool  # also pool the embeddings themselves (a skip connection past the RNN)
     ngram_dim: int  # size of the bag-of-n-grams vector joined to the pooled one; 0 = no bag
+    ngram_logits: bool  # add a linear model over the TF-IDF-weighted n-grams to the logits
 
     def __post_init__(self) -> None:
         for key in ("embedding_dim", "hidden_size", "layers", "head_hidden", "head_layers"):
@@ -195,6 +196,7 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"]
     amp: bool  # bf16 autocast on CUDA; ignored on CPU
     resume: bool  # save state every epoch; a rerun continues after the last complete epoch
+    ngram_lr: float  # learning rate of the n-gram linear model (model.ngram_logits)
 
     def __post_init__(self) -> None:
         for key in (
@@ -209,6 +211,7 @@ class TrainConfig:
             _check(getattr(self, key) > 0, f"train.{key}", "must be a positive integer")
         _check(self.lr > 0, "train.lr", "must be > 0")
         _check(self.lr <= 10, "train.lr", "must be <= 10 (a learning rate above that diverges)")
+        _check(0 < self.ngram_lr <= 10, "train.ngram_lr", "must be in (0, 10]")
         _check(self.weight_decay >= 0, "train.weight_decay", "must be >= 0")
         _check(self.warmup_steps >= 0, "train.warmup_steps", "must be >= 0")
         _check(self.grad_clip >= 0, "train.grad_clip", "must be >= 0 (0 turns clipping off)")
@@ -241,6 +244,12 @@ class Config:
                 "model.ngram_dim",
                 f"{self.model.ngram_dim} needs n-grams from prepare: set prepare.ngrams >= 1 "
                 "(or model.ngram_dim=0)",
+            )
+        if self.model.ngram_logits:
+            _check(
+                self.prepare.ngrams >= 1,
+                "model.ngram_logits",
+                "needs n-grams from prepare: set prepare.ngrams >= 1 (or model.ngram_logits=false)",
             )
         if self.model.fixed_len is not None:
             _check(

@@ -29,6 +29,11 @@ from agnews.config import ModelConfig
 _CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
 
+def uses_ngrams(cfg: ModelConfig) -> bool:
+    """Whether the model reads each text's n-grams (prepared with prepare.ngrams >= 1)."""
+    return cfg.ngram_dim > 0 or cfg.ngram_logits
+
+
 def reverse_real_tokens(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Each row's first lengths[b] positions in reverse order, padding left in place:
     (B, T, D) -> (B, T, D). Its own inverse."""
@@ -139,8 +144,8 @@ class TextClassifier(nn.Module):
             raise ValueError(
                 f"inputs.fixed_len={inputs.fixed_len} but model.fixed_len={cfg.fixed_len}"
             )
-        if (bag_size is None) != (cfg.ngram_dim == 0):
-            raise ValueError("bag_size must be given exactly when model.ngram_dim > 0")
+        if (bag_size is None) != (not uses_ngrams(cfg)):
+            raise ValueError("bag_size must be given exactly when the model reads n-grams")
         self.cfg = cfg
         self.inputs = inputs
         self.embedding = nn.Embedding(vocab_size, cfg.embedding_dim, padding_idx=inputs.pad_id)
@@ -162,9 +167,15 @@ class TextClassifier(nn.Module):
             else:
                 pooled_dim += d
         self.bag = None
-        if cfg.ngram_dim:  # fastText's idea beside the encoder: the mean of n-gram embeddings
-            self.bag = nn.EmbeddingBag(bag_size, cfg.ngram_dim, mode="mean")
+        if cfg.ngram_dim:  # fastText's idea beside the encoder: a text's n-gram embeddings,
+            # weighted by TF-IDF and summed
+            self.bag = nn.EmbeddingBag(bag_size, cfg.ngram_dim, mode="sum")
             pooled_dim += cfg.ngram_dim
+        self.ngram_logits = None
+        if cfg.ngram_logits:  # "wide & deep": a linear model over the TF-IDF-weighted n-grams,
+            # added to the network's logits; it starts at zero (the network's answer)
+            self.ngram_logits = nn.EmbeddingBag(bag_size, num_classes, mode="sum")
+            nn.init.zeros_(self.ngram_logits.weight)
         self.pooled_dim = pooled_dim
         self.head = nn.ModuleList()
         in_dim = pooled_dim
@@ -175,7 +186,7 @@ class TextClassifier(nn.Module):
 
     def classify(self, batch: Batch) -> torch.Tensor:
         """Logits (B, num_classes) of a batch already on the model's device."""
-        return self(batch.ids, batch.lengths, batch.bag, batch.bag_offsets)
+        return self(batch.ids, batch.lengths, batch.bag, batch.bag_offsets, batch.bag_weights)
 
     def forward(
         self,
@@ -183,8 +194,12 @@ class TextClassifier(nn.Module):
         lengths: torch.Tensor,
         bag: torch.Tensor | None = None,
         bag_offsets: torch.Tensor | None = None,
+        bag_weights: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        # ids: (B, T); lengths: (B,) on the CPU; bag: (total,) n-gram ids; bag_offsets: (B,)
+        # ids: (B, T); lengths: (B,) on the CPU; bag, bag_weights: (total,) n-gram ids and
+        # weights of all rows back to back; bag_offsets: (B,)
+        if uses_ngrams(self.cfg) and bag is None:
+            raise ValueError("this model needs the n-gram bag of each text")
         width = ids.shape[1]
         if self.cfg.fixed_len is not None:
             # a fixed-length batch is padded to fixed_len; positions past the longest text are
@@ -208,13 +223,15 @@ class TextClassifier(nn.Module):
                 p = self.flatten_proj(p)  # (B, flatten_dim)
             parts.append(p)
         if self.bag is not None:
-            if bag is None:
-                raise ValueError("this model needs the n-gram bag of each text")
-            parts.append(self.embedding_dropout(self.bag(bag, bag_offsets)))  # (B, G)
+            bag_vector = self.bag(bag, bag_offsets, per_sample_weights=bag_weights)  # (B, G)
+            parts.append(self.embedding_dropout(bag_vector))
         pooled = torch.cat(parts, dim=1)  # (B, P)
         h = pooled
         for i, layer in enumerate(self.head):
             h = layer(h)  # (B, head_hidden)
             if i == 0 and self.cfg.head_concat_pooled:
                 h = torch.cat([h, pooled], dim=1)  # (B, head_hidden + P)
-        return self.projection(h)  # (B, num_classes)
+        logits = self.projection(h)  # (B, num_classes)
+        if self.ngram_logits is not None:
+            logits = logits + self.ngram_logits(bag, bag_offsets, per_sample_weights=bag_weights)
+        return logits

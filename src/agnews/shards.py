@@ -3,7 +3,8 @@
 tokens       (total_tokens,) int32   every text's word ids (bos ... eos) back to back
 offsets      (N + 1,)        int64   text i is tokens[offsets[i]:offsets[i + 1]]
 labels       (N,)            int64   0..3
-bag          (total_bag,)    int32   optional: every text's n-gram ids back to back
+bag          (total_bag,)    int32   optional: every text's distinct n-gram ids back to back
+bag_weights  (total_bag,)    float32 optional: their TF-IDF weights
 bag_offsets  (N + 1,)        int64   optional: text i's n-grams are bag[bag_offsets[i]:...]
 """
 
@@ -22,12 +23,12 @@ from agnews.atomic import atomic_path
 from agnews.errors import DataError
 
 
-def _pack(parts: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Ragged int arrays -> (flat int32 values, (N + 1,) int64 offsets)."""
+def _pack(parts: Sequence[np.ndarray], dtype=np.int32) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged arrays -> (flat values, (N + 1,) int64 offsets)."""
     lengths = np.fromiter((len(x) for x in parts), dtype=np.int64, count=len(parts))
     offsets = np.zeros(len(parts) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    flat = np.concatenate(parts).astype(np.int32) if len(parts) else np.zeros(0, np.int32)
+    flat = np.concatenate(parts).astype(dtype) if len(parts) else np.zeros(0, dtype)
     return flat, offsets
 
 
@@ -38,6 +39,7 @@ class Shard:
     labels: np.ndarray  # (N,) int64
     bag: np.ndarray | None = None  # (total_bag,) int32 n-gram ids, when prepared with n-grams
     bag_offsets: np.ndarray | None = None  # (N + 1,) int64
+    bag_weights: np.ndarray | None = None  # (total_bag,) float32 TF-IDF weights
 
     def __post_init__(self) -> None:
         n = len(self.labels)
@@ -47,14 +49,15 @@ class Shard:
             raise DataError("shard offsets do not partition the token array")
         if n and (self.labels.min() < 0 or self.labels.max() >= NUM_CLASSES):
             raise DataError(f"shard labels outside 0..{NUM_CLASSES - 1}")
-        if (self.bag is None) != (self.bag_offsets is None):
-            raise DataError("shard has n-gram ids without offsets, or offsets without ids")
+        if not (self.bag is None) == (self.bag_offsets is None) == (self.bag_weights is None):
+            raise DataError("shard has only some of n-gram ids, weights and offsets")
         if self.bag is not None:
             ok = (
                 self.bag_offsets.shape == (n + 1,)
                 and self.bag_offsets[0] == 0
                 and self.bag_offsets[-1] == len(self.bag)
                 and not np.any(np.diff(self.bag_offsets) < 0)
+                and self.bag_weights.shape == self.bag.shape
             )
             if not ok:
                 raise DataError("shard n-gram offsets do not partition the n-gram array")
@@ -70,10 +73,12 @@ class Shard:
     def text_ids(self, i: int) -> np.ndarray:
         return self.tokens[self.offsets[i] : self.offsets[i + 1]]
 
-    def bag_ids(self, i: int) -> np.ndarray:
+    def bag_ids(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """(n-gram ids, their weights) of text i."""
         if self.bag is None:
             raise DataError("this shard was prepared without n-grams (prepare.ngrams: 0)")
-        return self.bag[self.bag_offsets[i] : self.bag_offsets[i + 1]]
+        span = slice(self.bag_offsets[i], self.bag_offsets[i + 1])
+        return self.bag[span], self.bag_weights[span]
 
     def check_ids(self, vocab_size: int, bag_size: int | None) -> None:
         """Every id must index its vocabulary: a shard from another prepare run, or a corrupted
@@ -97,30 +102,32 @@ class Shard:
 
     def subset(self, index: np.ndarray) -> Shard:
         """The texts at `index`, in that order."""
-        tokens, offsets = _pack([self.text_ids(i) for i in index])
-        bag = bag_offsets = None
-        if self.bag is not None:
-            bag, bag_offsets = _pack([self.bag_ids(i) for i in index])
-        return Shard(tokens, offsets, self.labels[index].astype(np.int64), bag, bag_offsets)
+        bags = [self.bag_ids(i) for i in index] if self.bag is not None else None
+        return shard_from_ids([self.text_ids(i) for i in index], self.labels[index], bags)
 
 
 def shard_from_ids(
     ids: Sequence[np.ndarray],
     labels: Sequence[int],
-    bags: Sequence[np.ndarray] | None = None,
+    bags: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> Shard:
-    """Pack per-text id arrays (and, optionally, per-text n-gram id arrays) into one shard."""
+    """Pack per-text id arrays (and, optionally, per-text (n-gram ids, weights)) into a shard."""
     tokens, offsets = _pack(ids)
-    bag = bag_offsets = None
+    bag = bag_offsets = weights = None
     if bags is not None:
-        bag, bag_offsets = _pack(bags)
-    return Shard(tokens, offsets, np.asarray(labels, dtype=np.int64), bag, bag_offsets)
+        bag, bag_offsets = _pack([b[0] for b in bags])
+        weights, _ = _pack([b[1] for b in bags], np.float32)
+    return Shard(tokens, offsets, np.asarray(labels, dtype=np.int64), bag, bag_offsets, weights)
 
 
 def save_shard(path: str | Path, shard: Shard) -> None:
     arrays = {"tokens": shard.tokens, "offsets": shard.offsets, "labels": shard.labels}
     if shard.bag is not None:
-        arrays |= {"bag": shard.bag, "bag_offsets": shard.bag_offsets}
+        arrays |= {
+            "bag": shard.bag,
+            "bag_offsets": shard.bag_offsets,
+            "bag_weights": shard.bag_weights,
+        }
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
 
@@ -129,7 +136,8 @@ def load_shard(path: str | Path) -> Shard:
     path = Path(path)
     try:
         with np.load(path) as z:
-            bag = (z["bag"], z["bag_offsets"]) if "bag" in z.files else (None, None)
+            names = ("bag", "bag_offsets", "bag_weights")
+            bag = tuple(z[k] for k in names) if "bag" in z.files else (None, None, None)
             return Shard(z["tokens"], z["offsets"], z["labels"], *bag)
     except FileNotFoundError:
         raise DataError(f"{path}: missing; run the prepare stage first") from None

@@ -29,7 +29,7 @@ from agnews.checkpoints import Vocabularies, check_intact, save_atomically, save
 from agnews.config import ModelConfig, TrainConfig, to_dict
 from agnews.errors import DataError, TrainingError
 from agnews.evaluation import predict_shard
-from agnews.models import TextClassifier
+from agnews.models import TextClassifier, uses_ngrams
 from agnews.plots import GradFlow, grad_flow_figure
 from agnews.runtime import pick_device, seed_everything
 from agnews.shards import Shard, load_shard
@@ -40,7 +40,14 @@ log = logging.getLogger(__name__)
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    params = model.parameters()
+    """The optimizer over the network at train.lr and, if the model has one, the n-gram linear
+    model at train.ngram_lr (with no weight decay: a linear model over a million sparse
+    features is regularised by early stopping on validation, like the rest)."""
+    wide = getattr(model, "ngram_logits", None)
+    wide_ids = {id(p) for p in wide.parameters()} if wide is not None else set()
+    params: list = [{"params": [p for p in model.parameters() if id(p) not in wide_ids]}]
+    if wide is not None:
+        params.append({"params": list(wide.parameters()), "lr": cfg.ngram_lr, "weight_decay": 0})
     if cfg.optimizer == "adam":  # fused: one kernel for all parameters, on CPU and CUDA
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     if cfg.optimizer == "adamw":
@@ -307,7 +314,7 @@ def train_model(
     # setup: seed, device, data, model, optimizer, schedule; then resume if asked
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
-    data = load_data(data_dir, with_ngrams=model_cfg.ngram_dim > 0)
+    data = load_data(data_dir, with_ngrams=uses_ngrams(model_cfg))
     inputs = InputSpec(data.vocabs.words.pad_id, cfg.max_len, model_cfg.fixed_len)
     bag_size = len(data.vocabs.ngrams) if data.vocabs.ngrams is not None else None
     model = TextClassifier(model_cfg, len(data.vocabs.words), inputs, bag_size).to(device)

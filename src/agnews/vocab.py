@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -113,38 +114,51 @@ def word_ngrams(tokens: Sequence[str], n: int) -> list[str]:
 
 @dataclass(frozen=True)
 class NgramVocab:
-    """Word n-grams (orders 1..n) kept for the bag-of-n-grams path; no specials: an n-gram not
-    in the vocabulary is left out of a text's bag."""
+    """Word n-grams (orders 1..n) kept for the n-gram paths, each with its inverse document
+    frequency in the training split. A text becomes its distinct known n-grams with TF-IDF
+    weights (sublinear term frequency, smoothed idf, L2-normalised per text: scikit-learn's
+    `TfidfVectorizer(sublinear_tf=True)`); n-grams not in the vocabulary are left out."""
 
     itos: tuple[str, ...]
+    idf: tuple[float, ...]  # ln((1 + N) / (1 + document frequency)) + 1
     n: int  # highest order
 
     def __post_init__(self) -> None:
         if len(set(self.itos)) != len(self.itos):
             raise DataError("n-gram vocabulary has duplicate entries")
+        if len(self.idf) != len(self.itos):
+            raise DataError("n-gram vocabulary has one idf per entry")
         object.__setattr__(self, "stoi", {t: i for i, t in enumerate(self.itos)})
+        object.__setattr__(self, "_idf", np.asarray(self.idf, dtype=np.float64))
 
     def __len__(self) -> int:
         return len(self.itos)
 
     @property
     def digest(self) -> str:
-        return _digest((str(self.n), *self.itos))
+        return _digest((str(self.n), *self.itos, *map(repr, self.idf)))
 
-    def encode(self, tokens: Sequence[str]) -> np.ndarray:
-        """Ids of the text's known n-grams (repeats kept: the bag is a mean over them), int32."""
+    def encode(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids int32, TF-IDF weights float32) of the text's distinct known n-grams, by id."""
         stoi = self.stoi
-        ids = [i for g in word_ngrams(tokens, self.n) if (i := stoi.get(g)) is not None]
-        return np.asarray(ids, dtype=np.int32)
+        counts = Counter(i for g in word_ngrams(tokens, self.n) if (i := stoi.get(g)) is not None)
+        ids = np.fromiter(sorted(counts), dtype=np.int32, count=len(counts))
+        tf = np.fromiter((counts[i] for i in ids), dtype=np.float64, count=len(ids))
+        weights = (1.0 + np.log(tf)) * self._idf[ids]
+        norm = np.linalg.norm(weights)
+        return ids, (weights / norm if norm > 0 else weights).astype(np.float32)
 
     def save(self, path: str | Path) -> None:
-        body = json.dumps({"n": self.n, "itos": list(self.itos)}, ensure_ascii=False)
+        body = json.dumps(
+            {"n": self.n, "itos": list(self.itos), "idf": list(self.idf)}, ensure_ascii=False
+        )
         write_text(path, body + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> NgramVocab:
         try:
-            n = json.loads(Path(path).read_text(encoding="utf-8"))["n"]
+            raw = json.loads(Path(path).read_text(encoding="utf-8"))
+            n, idf = raw["n"], tuple(float(x) for x in raw["idf"])
         except FileNotFoundError:
             raise DataError(f"{path}: missing; run the prepare stage first") from None
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -152,16 +166,23 @@ class NgramVocab:
         if not isinstance(n, int) or n < 1:
             raise DataError(f"{path}: cannot read n-gram vocabulary: `n` is not an order >= 1")
         try:
-            return cls(_load_itos(path), n)
+            return cls(_load_itos(path), idf, n)
         except DataError as exc:
             if str(exc).startswith(str(path)):
                 raise
             raise DataError(f"{path}: {exc}") from None
 
 
-def build_ngram_vocab(texts: Iterable[Sequence[str]], n: int, min_count: int) -> NgramVocab:
-    """Word n-grams of orders 1..n seen more than `min_count` times, by frequency, then
-    alphabetically."""
-    counts = Counter(g for tokens in texts for g in word_ngrams(tokens, n))
+def build_ngram_vocab(texts: Sequence[Sequence[str]], n: int, min_count: int) -> NgramVocab:
+    """Word n-grams of orders 1..n seen more than `min_count` times in `texts`, by frequency,
+    then alphabetically, with their idf over `texts`."""
+    counts: Counter[str] = Counter()
+    docs: Counter[str] = Counter()
+    for tokens in texts:
+        grams = word_ngrams(tokens, n)
+        counts.update(grams)
+        docs.update(set(grams))
     grams = sorted((g for g, c in counts.items() if c > min_count), key=lambda g: (-counts[g], g))
-    return NgramVocab(tuple(grams), n)
+    n_docs = len(texts)
+    idf = tuple(float(math.log((1 + n_docs) / (1 + docs[g])) + 1.0) for g in grams)
+    return NgramVocab(tuple(grams), idf, n)
