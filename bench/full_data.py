@@ -107,7 +107,8 @@ def main() -> None:
     summary = json.loads((Path(params["paths"]["train_live_dir"]) / "metrics.json").read_text())
     print(
         f"train: {summary['train_seconds']} s in the loop, {summary['samples_per_s']:,.0f} "
-        f"samples/s on {summary['device']}, {summary['epochs']} epochs"
+        f"samples/s on {summary['device']}, {params['train']['epochs']} epochs; fixed costs "
+        f"(all stages minus the training loop): {total - summary['train_seconds']:.1f} s"
     )
     if not args.rows:
         test = json.loads(Path(params["paths"]["test_metrics"]).read_text())
