@@ -162,6 +162,7 @@ OUT_OF_RANGE = [
     ("model.skip_embedding", 1),
     ("model.ngram_dim", -1),
     ("model.ngram_logits", "yes"),
+    ("model.encode_padding", "no"),
     ("train.epochs", 0),
     ("train.batch_size", 0),
     ("train.lr", 0.0),
@@ -238,3 +239,8 @@ def test_params_file_that_is_not_utf8(tmp_path):
     (tmp_path / "params.yaml").write_bytes(b"model:\n  cell: \xff\xfe\n")
     with pytest.raises(ConfigError, match=r"params\.yaml: not UTF-8"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_encode_padding_needs_a_fixed_length(params):
+    with pytest.raises(ConfigError, match=r"model\.encode_padding: needs model\.fixed_len"):
+        config_from_dict(override(params, {"model.encode_padding": True}))

@@ -206,3 +206,21 @@ def test_bidirectional_layer_reads_each_text_both_ways_like_a_lone_sequence(cell
             bwd, _ = layer.backward_cell(text.flip(1))
             torch.testing.assert_close(out[b, :n, :3], fwd[0])
             torch.testing.assert_close(out[b, :n, 3:], bwd[0].flip(0))
+
+
+def test_encode_padding_reads_the_padding_the_notebooks_way(tiny_config):
+    """The ablation of the notebook's flatten models: still the same answer alone or batched
+    (every batch is fixed_len wide), but padding now changes the encoding, and <pad> learns."""
+    cfg = _cfg(
+        tiny_config, cell="lstm", bidirectional="all", pooling="flatten+mean+max", fixed_len=8
+    )
+    torch.manual_seed(1)
+    notebook = _model(dataclasses.replace(cfg, encode_padding=True))
+    a, b = _logits_alone_and_padded(notebook, fixed_len=8)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    assert notebook.embedding.padding_idx is None
+    torch.manual_seed(1)
+    ours = _model(cfg)
+    ours.load_state_dict(notebook.state_dict())
+    c, _ = _logits_alone_and_padded(ours, fixed_len=8)
+    assert not torch.allclose(a, c)

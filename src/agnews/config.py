@@ -129,6 +129,7 @@ class ModelConfig:
     skip_embedding: bool  # also pool the embeddings themselves (a skip connection past the RNN)
     ngram_dim: int  # size of the bag-of-n-grams vector joined to the pooled one; 0 = no bag
     ngram_logits: bool  # add a linear model over the TF-IDF-weighted n-grams to the logits
+    encode_padding: bool  # the notebook's flatten models: padding is read and pooled like words
 
     def __post_init__(self) -> None:
         for key in ("embedding_dim", "hidden_size", "layers", "head_hidden", "head_layers"):
@@ -160,6 +161,13 @@ class ModelConfig:
                 f"{self.fixed_len} is set but model.pooling={self.pooling!r} has no flatten: it "
                 "would only cut every text to its first tokens; set model.fixed_len=null (or "
                 "use train.max_len to truncate), or add flatten to model.pooling",
+            )
+        if self.encode_padding:
+            _check(
+                self.fixed_len is not None,
+                "model.encode_padding",
+                "needs model.fixed_len (with variable-width batches a text's result would "
+                "depend on the longest text it is batched with)",
             )
         if self.bidirectional == "top":
             _check(self.layers >= 2, "model.bidirectional", "'top' needs model.layers >= 2")

@@ -148,7 +148,9 @@ class TextClassifier(nn.Module):
             raise ValueError("bag_size must be given exactly when the model reads n-grams")
         self.cfg = cfg
         self.inputs = inputs
-        self.embedding = nn.Embedding(vocab_size, cfg.embedding_dim, padding_idx=inputs.pad_id)
+        # the notebook's own models learned an embedding for <pad> (model.encode_padding)
+        padding_idx = None if cfg.encode_padding else inputs.pad_id
+        self.embedding = nn.Embedding(vocab_size, cfg.embedding_dim, padding_idx=padding_idx)
         self.embedding_dropout = nn.Dropout(cfg.embedding_dropout)
         self.encoder = RecurrentEncoder(cfg)
         d = self.encoder.out_dim
@@ -201,7 +203,9 @@ class TextClassifier(nn.Module):
         if uses_ngrams(self.cfg) and bag is None:
             raise ValueError("this model needs the n-gram bag of each text")
         width = ids.shape[1]
-        if self.cfg.fixed_len is not None:
+        if self.cfg.encode_padding:  # the notebook's way: every position is read as a token
+            lengths = torch.full_like(lengths, width)
+        elif self.cfg.fixed_len is not None:
             # a fixed-length batch is padded to fixed_len; positions past the longest text are
             # zeros whatever the encoder does, so it only reads the real width
             ids = ids[:, : int(lengths.max())]  # (B, T') with T' <= fixed_len
