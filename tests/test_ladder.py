@@ -25,3 +25,21 @@ def test_workers_find_this_environments_dvc_and_share_the_cores(monkeypatch):
     assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
     assert env["OMP_NUM_THREADS"] == "4"
     assert "OMP_NUM_THREADS" not in worker_env(1, cpus=8)
+
+
+def test_starting_the_queue_does_not_wait_for_the_workers_it_leaves_running():
+    """`dvc queue start` leaves worker processes behind that inherit its output; the ladder must
+    go on at once (it used to block until the whole queue was done, printing no progress)."""
+    import subprocess
+    import time
+
+    from agnews.ladder import start_queue
+
+    worker = (
+        "import subprocess, sys; "
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)'])"
+    )
+    started = time.monotonic()
+    start_queue(1, argv=[sys.executable, "-c", worker])
+    assert time.monotonic() - started < 10
+    subprocess.run(["pkill", "-f", "time.sleep\\(30\\)"], check=False)

@@ -26,6 +26,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -165,10 +166,25 @@ def queue_states(text: str) -> dict[str, str]:
     return states
 
 
+def start_queue(jobs: int, argv: list[str] | None = None) -> None:
+    """`dvc queue start -j jobs`, returning as soon as it has started the workers. Its output
+    goes to a file, not a pipe: the workers it leaves running inherit its output, and a pipe
+    would only close when the last of them exits, i.e. when the whole queue is done."""
+    argv = argv or [sys.executable, "-m", "dvc", "queue", "start", "-j", str(jobs)]
+    with tempfile.TemporaryFile(mode="w+") as out:
+        code = subprocess.run(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            env=worker_env(jobs), check=False,
+        ).returncode  # fmt: skip
+        if code != 0:
+            out.seek(0)
+            raise AgnewsError(f"dvc queue start failed: {out.read().strip()}")
+
+
 def run_queue(names: list[str], jobs: int, poll_s: float = 10.0) -> list[str]:
     """Start the queue and wait for `names`, printing a line as each finishes; return the names
     that failed."""
-    _dvc("queue", "start", "-j", str(jobs), env=worker_env(jobs))
+    start_queue(jobs)
     started, pending, failed, idle_polls = time.monotonic(), set(names), [], 0
     while pending:
         time.sleep(poll_s)
