@@ -9,9 +9,15 @@
 # 3. the 5-epoch baseline on the real rows as they are, for its accuracy on the GPU;
 # 4. as 2, with bf16 autocast (train.amp=true);
 # 5. the unit tests (not the e2e ones, which need the dvc CLI) with CUDA visible, so every
-#    training and evaluation test runs on the GPU.
+#    training and evaluation test runs on the GPU;
+# 6. the whole ladder (every preset at its notebook epochs) on LADDER_DATA (default: DATA), in
+#    one process without DVC: bench/ladder_time.py (the issue's "ladder in <= 10 GPU minutes").
+#
+# On a lent GPU machine, carry the pinned pure-Python packages that machine lacks (nltk, dvclive
+# and what they need) as wheels, and a real copy of the data, not the data/external link.
 set -u -o pipefail
-DATA=$(realpath "${1:?usage: bash bench/cuda.sh DATA_DIR}")
+DATA=$(realpath "${1:?usage: bash bench/cuda.sh DATA_DIR [LADDER_DATA_DIR]}")
+LADDER_DATA=$(realpath "${2:-$DATA}")
 export PYTHONUNBUFFERED=1 PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH}
 cd "$(dirname "$0")/.."
 
@@ -34,3 +40,6 @@ timeout 120 python3 bench/full_data.py --data-dir "$DATA" --rows 120000 --set tr
 echo "## 5. unit tests with CUDA"
 timeout 150 python3 -m pytest -q -m "not e2e" -p no:cacheprovider tests 2>&1 | tail -25
 
+
+echo "## 6. the whole ladder, every preset at its notebook epochs"
+timeout 900 python3 bench/ladder_time.py --data-dir "$LADDER_DATA"
