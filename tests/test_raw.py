@@ -150,6 +150,9 @@ def test_queued_experiment_finds_a_git_ignored_relative_dir_in_its_project(tmp_p
     copy = project / ".dvc" / "tmp" / "exps" / "tmpabc123"  # where DVC runs a queued experiment
     copy.mkdir(parents=True)
     assert resolve_local_dir("data/external/ag", cwd=copy) == d
+    temp = project / ".dvc" / "tmp" / "exps" / "standalone" / "tmpxyz"  # dvc exp run --temp
+    temp.mkdir(parents=True)
+    assert resolve_local_dir("data/external/ag", cwd=temp) == d
     # a folder the copy has itself (one git tracks) wins
     own = _write(copy / "data" / "external", GOOD)
     assert resolve_local_dir("data/external/ag", cwd=copy) == own

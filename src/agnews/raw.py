@@ -36,9 +36,10 @@ class Example:
 
 def resolve_local_dir(local_dir: str | Path, cwd: Path | None = None) -> Path:
     """`data.local_dir` as a folder: absolute, or relative to the project root (the stage's
-    working directory). A queued experiment runs in a temporary copy of the project,
-    `<project>/.dvc/tmp/exps/<tmp>/`, which has only the files git tracks; a relative folder that
-    git ignores (data/external/..., say) is then found in the project it was queued from."""
+    working directory). An experiment run with `--queue` or `--temp` runs in a temporary copy of
+    the project under `<project>/.dvc/tmp/exps/`, which has only the files git tracks; a
+    relative folder that git ignores (data/external/..., say) is then found in the project it
+    was started from."""
     path = Path(local_dir)
     if path.is_absolute():
         return path
@@ -46,15 +47,13 @@ def resolve_local_dir(local_dir: str | Path, cwd: Path | None = None) -> Path:
     here = cwd / path
     if here.exists():
         return here
-    parents = cwd.parents
-    if len(parents) >= 3 and (parents[0].name, parents[1].name, parents[2].name) == (
-        "exps",
-        "tmp",
-        ".dvc",
-    ):
-        queued_from = parents[3] / path
-        if queued_from.exists():
-            return queued_from
+    parts = cwd.parts
+    for i in range(len(parts) - 3):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            started_from = Path(*parts[:i]) / path
+            if started_from.exists():
+                return started_from
+            break
     return here
 
 
