@@ -7,7 +7,7 @@
     python -m agnews.compare --md            # a Markdown table
 
 Built on `dvc exp show --json`, whose full table has a column for each of ~50 params and ~60
-metrics. This one keeps the model in one column (cell, layers, direction, pooling, n-gram bag),
+metrics. This one keeps the model in one column (cell, layers, direction, pooling, n-gram paths),
 then epochs, learning rate, batch size, best validation accuracy, test accuracy, macro-F1 and
 training seconds, and fits whatever is left of `--width` (default 120) with the other params
 that differ from the commit's params.yaml. Queued, running and failed experiments are listed
@@ -35,6 +35,7 @@ SHOWN = {
     "model.pooling",
     "model.fixed_len",
     "model.ngram_dim",
+    "model.ngram_logits",
     "train.epochs",
     "train.lr",
     "train.batch_size",
@@ -110,6 +111,8 @@ def model_label(p: dict[str, Any]) -> str:
     parts.append(pooling)
     if p.get("model.ngram_dim"):
         parts.append(f"+bag{p['model.ngram_dim']}")
+    if p.get("model.ngram_logits"):
+        parts.append("+wide")  # the linear n-gram model added to the logits
     return " ".join(parts)
 
 
