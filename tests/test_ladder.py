@@ -43,3 +43,22 @@ def test_starting_the_queue_does_not_wait_for_the_workers_it_leaves_running():
     start_queue(1, argv=[sys.executable, "-c", worker])
     assert time.monotonic() - started < 10
     subprocess.run(["pkill", "-f", "time.sleep\\(30\\)"], check=False)
+
+
+def test_seed_repeats_are_named_after_the_preset(params):
+    from helpers import ROOT
+
+    from agnews.ladder import wanted_params
+    from agnews.presets import load_presets
+
+    presets = load_presets(ROOT / "presets.yaml")
+    wanted = wanted_params(["rnn_max"], presets, params, {"train.epochs": 1}, seeds=[53, 1, 2])
+    assert list(wanted) == ["rnn_max", "rnn_max-s1", "rnn_max-s2"]
+    assert [w["train.seed"] for w in wanted.values()] == [53, 1, 2]
+    assert all(w["train.epochs"] == 1 and w["model.cell"] == "rnn" for w in wanted.values())
+    import pytest
+
+    from agnews.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"train\.seed"):
+        wanted_params(["rnn_max"], presets, params, {}, seeds=[-1])

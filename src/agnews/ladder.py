@@ -2,6 +2,7 @@
 
     python -m agnews.ladder --jobs 1 --set data.local_dir=data/external/ag_news_58k
     python -m agnews.ladder --report-only          # just rewrite the report
+    python -m agnews.ladder --presets tuned --seeds 53,1,2   # seed repeats of a preset
 
 Each preset of presets.yaml becomes a DVC experiment named after it (`dvc exp run --queue -n
 NAME -S ...`, plus every `--set`, all validated before anything is queued), the queue runs with
@@ -70,18 +71,27 @@ def parse_sets(sets: list[str]) -> dict[str, Any]:
 
 
 def wanted_params(
-    names: list[str], presets: dict, base: dict, sets: dict[str, Any]
+    names: list[str],
+    presets: dict,
+    base: dict,
+    sets: dict[str, Any],
+    seeds: list[int] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Each preset's full overrides plus `sets`, validated now: a bad --set or preset fails
-    before anything is queued."""
+    """Experiment name -> its overrides: each preset's full overrides plus `sets`, and with
+    `seeds` one run per seed (named `<preset>` at the preset's own train.seed, else
+    `<preset>-s<seed>`). All validated now: a bad --set or preset fails before anything is
+    queued."""
     wanted = {}
     for name in names:
         overrides = {**full_overrides(presets, name, base), **sets}
-        try:
-            config_from_dict(apply_overrides(base, overrides))
-        except ConfigError as exc:
-            raise ConfigError(f"preset {name} with the --set values: {exc}") from None
-        wanted[name] = overrides
+        own_seed = overrides.get("train.seed", base["train"]["seed"])
+        for seed in seeds or [own_seed]:
+            run = {**overrides, "train.seed": seed} if seeds else overrides
+            try:
+                config_from_dict(apply_overrides(base, run))
+            except ConfigError as exc:
+                raise ConfigError(f"preset {name} with the --set values: {exc}") from None
+            wanted[name if seed == own_seed else f"{name}-s{seed}"] = run
     return wanted
 
 
@@ -453,6 +463,11 @@ def main(argv: list[str] | None = None) -> int:
         help="extra -S override for every preset (repeatable), e.g. data.local_dir=...",
     )
     parser.add_argument("--presets", help="comma-separated subset (default: all)")
+    parser.add_argument(
+        "--seeds",
+        help="comma-separated train.seed values: one run per preset and seed, reported as "
+        "mean and standard deviation (e.g. 53,1,2)",
+    )
     parser.add_argument("--report-only", action="store_true", help="only rewrite the report")
     parser.add_argument("--out", type=Path, help="report file (default: see above)")
     parser.add_argument(
@@ -474,7 +489,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError(f"unknown preset {name!r}; valid presets: {', '.join(presets)}")
         if not args.report_only:
             base = committed_params("params.yaml")
-            wanted = wanted_params(names, presets, base, parse_sets(args.set))
+            seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else None
+            wanted = wanted_params(names, presets, base, parse_sets(args.set), seeds)
             queued = queue_ladder(wanted)
             if queued:
                 failed = run_queue(queued, args.jobs)
