@@ -186,6 +186,7 @@ OUT_OF_RANGE = [
     ("train.amp", "true"),
     ("train.resume", None),
     ("train.ngram_lr", 0.0),
+    ("train.ngram_weight_decay", -1e-4),
     ("evaluate.batch_size", 0),
 ]
 

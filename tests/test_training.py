@@ -238,3 +238,18 @@ def test_the_ngram_paths_train_and_their_checkpoint_binds_both_vocabularies(
         load_model(
             out / "model.pt", prepared_with_ngrams.parent.parent / "none", torch.device("cpu")
         )
+
+
+def test_the_ngram_linear_model_gets_its_own_learning_rate_and_penalty(tiny_config):
+    from agnews.batching import InputSpec
+    from agnews.training import make_optimizer
+
+    cfg = dataclasses.replace(tiny_config.model, ngram_logits=True)
+    model = TextClassifier(cfg, 50, InputSpec(0, 256, None), bag_size=30)
+    train = dataclasses.replace(tiny_config.train, lr=0.002, ngram_lr=0.05, ngram_weight_decay=1e-4)
+    network, wide = make_optimizer(model, train).param_groups
+    assert wide["params"] == [model.ngram_logits.weight]
+    assert (wide["lr"], wide["weight_decay"]) == (0.05, 1e-4)
+    assert network["lr"] == 0.002 and network["weight_decay"] == train.weight_decay
+    assert len(network["params"]) == len(list(model.parameters())) - 1
+    assert torch.count_nonzero(model.ngram_logits.weight) == 0  # starts at the network's answer

@@ -41,13 +41,18 @@ log = logging.getLogger(__name__)
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """The optimizer over the network at train.lr and, if the model has one, the n-gram linear
-    model at train.ngram_lr (with no weight decay: a linear model over a million sparse
-    features is regularised by early stopping on validation, like the rest)."""
+    model at train.ngram_lr with its own L2 penalty, train.ngram_weight_decay."""
     wide = getattr(model, "ngram_logits", None)
     wide_ids = {id(p) for p in wide.parameters()} if wide is not None else set()
     params: list = [{"params": [p for p in model.parameters() if id(p) not in wide_ids]}]
     if wide is not None:
-        params.append({"params": list(wide.parameters()), "lr": cfg.ngram_lr, "weight_decay": 0})
+        params.append(
+            {
+                "params": list(wide.parameters()),
+                "lr": cfg.ngram_lr,
+                "weight_decay": cfg.ngram_weight_decay,
+            }
+        )
     if cfg.optimizer == "adam":  # fused: one kernel for all parameters, on CPU and CUDA
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     if cfg.optimizer == "adamw":
