@@ -24,6 +24,7 @@ with naturalWidth > 0.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import json
@@ -361,8 +362,14 @@ class Chromium:
         self.close()
 
     # -- pages ----------------------------------------------------------------------------
-    def render(self, html_path: str | os.PathLike, timeout: float = 60.0) -> PageReport:
-        """Load a local HTML file and report whether each of its plots drew."""
+    def render(
+        self,
+        html_path: str | os.PathLike,
+        timeout: float = 60.0,
+        screenshot: str | os.PathLike | None = None,
+    ) -> PageReport:
+        """Load a local HTML file and report whether each of its plots drew (and, with
+        `screenshot`, save a PNG of the whole page there)."""
         url = Path(html_path).resolve().as_uri()
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
@@ -440,6 +447,20 @@ class Chromium:
             if "exceptionDetails" in result:
                 raise RuntimeError(f"checking {url} failed: {result['exceptionDetails']}")
             raw = json.loads(result["result"]["value"])
+            if screenshot is not None:
+                size = self.send("Page.getLayoutMetrics", {}, session)["cssContentSize"]
+                shot = self.send(
+                    "Page.captureScreenshot",
+                    {
+                        "format": "png",
+                        "captureBeyondViewport": True,
+                        "clip": {"x": 0, "y": 0, "width": size["width"],
+                                 "height": size["height"], "scale": 1},
+                    },
+                    session,
+                    timeout=timeout,
+                )  # fmt: skip
+                Path(screenshot).write_bytes(base64.b64decode(shot["data"]))
         finally:
             self._listeners.pop(session, None)
             self.send("Target.closeTarget", {"targetId": target})
@@ -455,9 +476,24 @@ class Chromium:
 
 
 def render_plots_page(
-    html_path: str | os.PathLike, offline: bool = True, timeout: float = 60.0
+    html_path: str | os.PathLike,
+    offline: bool = True,
+    timeout: float = 60.0,
+    screenshot: str | os.PathLike | None = None,
 ) -> PageReport:
     """Open `html_path` in a fresh headless Chromium (networking off unless offline=False) and
     report per plot whether it drew. See the module docstring."""
     with Chromium(offline=offline) as browser:
-        return browser.render(html_path, timeout=timeout)
+        return browser.render(html_path, timeout=timeout, screenshot=screenshot)
+
+
+if __name__ == "__main__":  # python tests/browser.py PAGE.html [--screenshot OUT.png]
+    import argparse
+
+    parser = argparse.ArgumentParser(description="check (and photograph) a plots page offline")
+    parser.add_argument("page")
+    parser.add_argument("--screenshot", help="save a PNG of the whole page here")
+    args = parser.parse_args()
+    report = render_plots_page(args.page, screenshot=args.screenshot)
+    print(report.summary())
+    raise SystemExit(0 if report.all_drew else 1)
