@@ -409,8 +409,11 @@ def write_report(
     done = [n for n in presets if n in runs]
     if done:  # the curves only: confusion rows and images of a dozen runs weigh megabytes
         shutil.rmtree(plots_dir, ignore_errors=True)
-        revs = [runs[n]["rev"] for n in done]
-        _dvc("plots", "diff", *revs, "--targets", *PLOT_IDS, "-o", str(plots_dir))
+        try:  # by name, so the legend reads rnn_max, gru_max, ...
+            _dvc("plots", "diff", *done, "--targets", *PLOT_IDS, "-o", str(plots_dir))
+        except AgnewsError:  # a name DVC finds on several commits: by revision instead
+            revs = [runs[n]["rev"] for n in done]
+            _dvc("plots", "diff", *revs, "--targets", *PLOT_IDS, "-o", str(plots_dir))
     peers = json.loads(PEERS_FILE.read_text(encoding="utf-8")) if PEERS_FILE.is_file() else None
     commit = (
         rev
