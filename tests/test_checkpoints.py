@@ -94,3 +94,14 @@ def test_evaluate_refuses_a_test_shard_from_another_prepare_run(copied, tmp_path
     with pytest.raises(DataError, match=r"test\.npz: token ids outside the vocabulary"):
         evaluate_checkpoint(model_path, data, tmp_path / "m.json", tmp_path / "c.csv", 64)
     assert not (tmp_path / "m.json").exists()
+
+
+def test_a_checkpoint_from_another_version_of_the_config_says_so(copied, tmp_path):
+    model_path, data = copied
+    payload = torch.load(model_path, weights_only=True)
+    del payload["model_config"]["ngram_logits"]
+    payload["model_config"]["attention"] = True
+    old = tmp_path / "old.pt"
+    torch.save(payload, old)
+    with pytest.raises(DataError, match=r"another version of agnews .*lacks \['ngram_logits'\]"):
+        load_model(old, data, CPU)

@@ -142,6 +142,14 @@ def load_model(
     model_path = Path(model_path)
     payload = read_checkpoint(model_path, device)
     try:
+        fields = {f.name for f in dataclasses.fields(ModelConfig)}
+        saved = set(payload["model_config"])
+        if saved != fields:
+            raise DataError(
+                f"{model_path}: written by another version of agnews (its model config "
+                f"lacks {sorted(fields - saved) or 'nothing'} and has {sorted(saved - fields) or 'nothing'} "
+                "more); retrain it (dvc repro -f -s train)"
+            )
         cfg = ModelConfig(**payload["model_config"])
         inputs = InputSpec(**payload["inputs"])
         want = payload["vocab"]
