@@ -145,10 +145,10 @@ def load_model(
         fields = {f.name for f in dataclasses.fields(ModelConfig)}
         saved = set(payload["model_config"])
         if saved != fields:
+            lacks, extra = sorted(fields - saved) or "nothing", sorted(saved - fields) or "nothing"
             raise DataError(
-                f"{model_path}: written by another version of agnews (its model config "
-                f"lacks {sorted(fields - saved) or 'nothing'} and has {sorted(saved - fields) or 'nothing'} "
-                "more); retrain it (dvc repro -f -s train)"
+                f"{model_path}: written by another version of agnews (its model config lacks "
+                f"{lacks} and has {extra} more); retrain it (dvc repro -f -s train)"
             )
         cfg = ModelConfig(**payload["model_config"])
         inputs = InputSpec(**payload["inputs"])
