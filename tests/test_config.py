@@ -187,6 +187,7 @@ OUT_OF_RANGE = [
     ("train.resume", None),
     ("train.ngram_lr", 0.0),
     ("train.ngram_weight_decay", -1e-4),
+    ("train.ensemble", 0),
     ("evaluate.batch_size", 0),
 ]
 
@@ -245,3 +246,8 @@ def test_params_file_that_is_not_utf8(tmp_path):
 def test_encode_padding_needs_a_fixed_length(params):
     with pytest.raises(ConfigError, match=r"model\.encode_padding: needs model\.fixed_len"):
         config_from_dict(override(params, {"model.encode_padding": True}))
+
+
+def test_resume_is_refused_for_ensembles(params):
+    with pytest.raises(ConfigError, match=r"train\.resume: is not supported with train\.ensemble"):
+        config_from_dict(override(params, {"train.ensemble": 3, "train.resume": True}))

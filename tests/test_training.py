@@ -253,3 +253,35 @@ def test_the_ngram_linear_model_gets_its_own_learning_rate_and_penalty(tiny_conf
     assert network["lr"] == 0.002 and network["weight_decay"] == train.weight_decay
     assert len(network["params"]) == len(list(model.parameters())) - 1
     assert torch.count_nonzero(model.ngram_logits.weight) == 0  # starts at the network's answer
+
+
+def test_an_ensemble_averages_members_from_consecutive_seeds(
+    tmp_path, prepared_dir, tiny_config, capsys
+):
+    from agnews.evaluation import predict_shard
+    from agnews.models import Ensemble
+    from agnews.predict import main as predict_main
+    from agnews.shards import load_shard
+
+    cfg = dataclasses.replace(tiny_config.train, ensemble=2)
+    out = tmp_path / "ens"
+    summary = train_model(prepared_dir, out / "m.pt", out / "live", tiny_config.model, cfg)
+    model, payload, _ = load_model(out / "m.pt", prepared_dir, torch.device("cpu"))
+    assert isinstance(model, Ensemble) and len(model.members) == 2 and payload["ensemble"] == 2
+    # member k is the single model trained with seed + k
+    for k, member in enumerate(model.members):
+        single = dataclasses.replace(tiny_config.train, seed=tiny_config.train.seed + k)
+        path = tmp_path / f"single{k}.pt"
+        train_model(prepared_dir, path, tmp_path / f"l{k}", tiny_config.model, single)
+        alone, _, _ = load_model(path, prepared_dir, torch.device("cpu"))
+        for key, tensor in alone.state_dict().items():
+            assert torch.equal(member.state_dict()[key], tensor), (k, key)
+    # the ensemble's validation accuracy is that of the averaged probabilities
+    val = load_shard(prepared_dir / "val.npz")
+    preds, _ = predict_shard(model, val, 64)
+    assert summary["best_val_acc"] == round(float((preds == val.labels).mean()), 6)
+    assert "members_mean_val_acc" in summary
+    args = ["--model", str(out / "m.pt"), "--data", str(prepared_dir), "--json", "Oil prices"]
+    assert predict_main(args) == 0
+    probs = json.loads(capsys.readouterr().out)["probabilities"]
+    assert abs(sum(probs.values()) - 1) < 0.01

@@ -23,7 +23,7 @@ from agnews.atomic import atomic_path
 from agnews.batching import InputSpec
 from agnews.config import ModelConfig, to_dict
 from agnews.errors import ConfigError, DataError
-from agnews.models import TextClassifier
+from agnews.models import Ensemble, TextClassifier
 from agnews.vocab import NgramVocab, Vocab
 
 # 2: input settings and vocabulary digests stored with the model (format 1 had neither)
@@ -52,7 +52,7 @@ class Vocabularies:
 
 
 def save_checkpoint(
-    path: str | Path, model: TextClassifier, vocabs: Vocabularies, extra: dict
+    path: str | Path, model: TextClassifier | Ensemble, vocabs: Vocabularies, extra: dict
 ) -> None:
     """Weights, model config, input settings and vocabulary binding, plus `extra`; loads with
     `torch.load(path, weights_only=True)`."""
@@ -60,6 +60,7 @@ def save_checkpoint(
         "format": CHECKPOINT_FORMAT,
         "model_state": model.state_dict(),
         "model_config": to_dict(model.cfg),
+        "ensemble": len(model.members) if isinstance(model, Ensemble) else 1,
         "inputs": dataclasses.asdict(model.inputs),
         "vocab": vocabs.binding(),
         "num_classes": NUM_CLASSES,
@@ -137,8 +138,8 @@ def check_binding(payload: dict, vocabs: Vocabularies, model_path: Path, where: 
 def load_model(
     model_path: str | Path, prepared_dir: str | Path, device: torch.device
 ) -> tuple[TextClassifier, dict, Vocabularies]:
-    """(model in eval mode, payload, vocabularies) for the checkpoint at `model_path` and the
-    prepared folder whose vocabularies it must have been trained with."""
+    """(model, or Ensemble, in eval mode; payload; vocabularies) for the checkpoint at
+    `model_path` and the prepared folder whose vocabularies it must have been trained with."""
     model_path = Path(model_path)
     payload = read_checkpoint(model_path, device)
     try:
@@ -156,7 +157,11 @@ def load_model(
         vocabs = Vocabularies.load(prepared_dir, with_ngrams="ngrams" in want)
         check_binding(payload, vocabs, model_path, Path(prepared_dir))
         bag_size = len(vocabs.ngrams) if vocabs.ngrams is not None else None
-        model = TextClassifier(cfg, len(vocabs.words), inputs, bag_size, payload["num_classes"])
+        members = [
+            TextClassifier(cfg, len(vocabs.words), inputs, bag_size, payload["num_classes"])
+            for _ in range(payload.get("ensemble", 1))
+        ]
+        model = members[0] if len(members) == 1 else Ensemble(members)
         model.load_state_dict(payload["model_state"])
     except DataError:
         raise

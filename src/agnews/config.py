@@ -206,6 +206,7 @@ class TrainConfig:
     resume: bool  # save state every epoch; a rerun continues after the last complete epoch
     ngram_lr: float  # learning rate of the n-gram linear model (model.ngram_logits)
     ngram_weight_decay: float  # L2 penalty on the n-gram linear model's weights
+    ensemble: int  # models trained from seeds seed..seed+ensemble-1, probabilities averaged
 
     def __post_init__(self) -> None:
         for key in (
@@ -222,6 +223,14 @@ class TrainConfig:
         _check(self.lr <= 10, "train.lr", "must be <= 10 (a learning rate above that diverges)")
         _check(0 < self.ngram_lr <= 10, "train.ngram_lr", "must be in (0, 10]")
         _check(self.ngram_weight_decay >= 0, "train.ngram_weight_decay", "must be >= 0")
+        _check(1 <= self.ensemble <= 10, "train.ensemble", "must be in 1..10")
+        _check(self.seed + self.ensemble - 1 <= MAX_SEED, "train.seed", "+ ensemble - 1 overflows")
+        _check(
+            not (self.resume and self.ensemble > 1),
+            "train.resume",
+            "is not supported with train.ensemble > 1 (each member takes one run's time: "
+            "train them as separate runs to resume them)",
+        )
         _check(self.weight_decay >= 0, "train.weight_decay", "must be >= 0")
         _check(self.warmup_steps >= 0, "train.warmup_steps", "must be >= 0")
         _check(self.grad_clip >= 0, "train.grad_clip", "must be >= 0 (0 turns clipping off)")

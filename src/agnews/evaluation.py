@@ -14,13 +14,15 @@ from agnews.atomic import write_json, write_text
 from agnews.batching import eval_order, make_batch
 from agnews.checkpoints import load_model
 from agnews.errors import DataError
-from agnews.models import TextClassifier
+from agnews.models import Ensemble, TextClassifier
 from agnews.runtime import pick_device
 from agnews.shards import Shard, load_shard
 
 
 @torch.inference_mode()
-def predict_shard(model: TextClassifier, shard: Shard, batch_size: int) -> tuple[np.ndarray, float]:
+def predict_shard(
+    model: TextClassifier | Ensemble, shard: Shard, batch_size: int
+) -> tuple[np.ndarray, float]:
     """(predicted labels (N,), mean cross-entropy loss) over the whole shard, in shard order,
     on the model's device, with the model's own input settings."""
     device = next(model.parameters()).device

@@ -239,3 +239,19 @@ class TextClassifier(nn.Module):
         if self.ngram_logits is not None:
             logits = logits + self.ngram_logits(bag, bag_offsets, per_sample_weights=bag_weights)
         return logits
+
+
+class Ensemble(nn.Module):
+    """Models of one config trained from different seeds (train.ensemble); a batch's class
+    probabilities are their mean, returned as log-probabilities (B, num_classes) so that
+    argmax and cross-entropy read them like logits."""
+
+    def __init__(self, members: list[TextClassifier]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.cfg = members[0].cfg
+        self.inputs = members[0].inputs
+
+    def classify(self, batch: Batch) -> torch.Tensor:
+        probs = torch.stack([m.classify(batch).float().softmax(dim=1) for m in self.members])
+        return probs.mean(dim=0).clamp_min(1e-12).log()  # (B, num_classes)

@@ -14,6 +14,7 @@ import hashlib
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from agnews.checkpoints import Vocabularies, check_intact, save_atomically, save
 from agnews.config import ModelConfig, TrainConfig, to_dict
 from agnews.errors import DataError, TrainingError
 from agnews.evaluation import predict_shard
-from agnews.models import TextClassifier, uses_ngrams
+from agnews.models import Ensemble, TextClassifier, uses_ngrams
 from agnews.plots import GradFlow, grad_flow_figure
 from agnews.runtime import pick_device, seed_everything
 from agnews.shards import Shard, load_shard
@@ -300,48 +301,44 @@ def validate(model: TextClassifier, val: Shard, batch_size: int) -> tuple[float,
 # --- the loop
 
 
-def train_model(
-    data_dir: str | Path,
-    model_path: str | Path,
-    live_dir: str | Path,
-    model_cfg: ModelConfig,
-    cfg: TrainConfig,
-    state_path: str | Path | None = None,
-) -> dict[str, Any]:
-    """Train one model; write the best-on-validation checkpoint to `model_path` and the dvclive
-    log (losses, validation curves, a gradient-flow picture) to `live_dir`.
+@dataclass
+class Setup:
+    """What every member of a run shares: data, input settings, device, schedule lengths."""
 
-    With `cfg.resume`, the whole `TrainState` is saved to `state_path` after every epoch, and a
-    run that finds a state of the same config and data there continues after its last complete
-    epoch (the state is deleted once the final checkpoint is written). On CPU the resumed run
-    ends with the same weights and metrics as an uninterrupted one.
-    """
-    # setup: seed, device, data, model, optimizer, schedule; then resume if asked
-    seed_everything(cfg.seed)
-    device = pick_device(cfg.device)
-    data = load_data(data_dir, with_ngrams=uses_ngrams(model_cfg))
-    inputs = InputSpec(data.vocabs.words.pad_id, cfg.max_len, model_cfg.fixed_len)
-    bag_size = len(data.vocabs.ngrams) if data.vocabs.ngrams is not None else None
-    model = TextClassifier(model_cfg, len(data.vocabs.words), inputs, bag_size).to(device)
+    data: Data
+    inputs: InputSpec
+    bag_size: int | None
+    device: torch.device
+    steps_per_epoch: int
+
+
+def new_member(setup: Setup, model_cfg: ModelConfig, cfg: TrainConfig, seed: int) -> TrainState:
+    """A freshly initialised model (seeded), its optimizer and schedule, as a TrainState."""
+    seed_everything(seed)
+    words = len(setup.data.vocabs.words)
+    model = TextClassifier(model_cfg, words, setup.inputs, setup.bag_size).to(setup.device)
     optimizer = make_optimizer(model, cfg)
-    steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
-    total_steps = cfg.epochs * steps_per_epoch
+    total_steps = cfg.epochs * setup.steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: get_lr_factor(s, total_steps, cfg)
     )
-    state = TrainState(model, optimizer, scheduler, np.random.default_rng(cfg.seed))
-    identity = run_identity(data_dir, model_cfg, cfg)
-    resumed = bool(cfg.resume and state_path and state.restore(state_path, identity))
-    if resumed:
-        trim_live_log(live_dir, state.step)
-        log.info("resuming after epoch %d (step %d) from %s", state.epoch, state.step, state_path)
-    use_amp = cfg.amp and device.type == "cuda"
-    evals_at = eval_steps(steps_per_epoch, cfg.evals_per_epoch)
-    unk_id = data.vocabs.words.unk_id
-    n_params = sum(p.numel() for p in model.parameters())
-    log.info("device %s, %d parameters, %d steps/epoch", device, n_params, steps_per_epoch)
+    return TrainState(model, optimizer, scheduler, np.random.default_rng(seed))
 
-    run_log = RunLog(live_dir, resume=resumed)
+
+def run_epochs(
+    state: TrainState,
+    setup: Setup,
+    cfg: TrainConfig,
+    run_log: RunLog,
+    step_offset: int = 0,
+    save: Callable[[TrainState], None] | None = None,
+) -> None:
+    """Train `state` from its last complete epoch to cfg.epochs, validating evals_per_epoch
+    times per epoch and keeping the best weights in state.best; `save` is called after each
+    epoch. Logged steps are shifted by `step_offset` (the members before this one)."""
+    model, data, device = state.model, setup.data, setup.device
+    use_amp = cfg.amp and device.type == "cuda"
+    evals_at = eval_steps(setup.steps_per_epoch, cfg.evals_per_epoch)
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         model.train()
         batches = train_order(
@@ -353,8 +350,8 @@ def train_model(
         bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", mininterval=1.0)
         for i, index in enumerate(bar, start=1):
             # one optimizer step; the gradient flow of each epoch's last batch is kept
-            batch = make_batch(data.train, index, inputs)
-            batch = word_dropout(batch, cfg.word_dropout, unk_id).to(device)
+            batch = make_batch(data.train, index, setup.inputs)
+            batch = word_dropout(batch, cfg.word_dropout, data.vocabs.words.unk_id).to(device)
             loss = train_step(state, batch, cfg, use_amp, epoch if i == len(batches) else None)
             epoch_loss += loss * len(index)
             window_loss, window_n = window_loss + loss, window_n + 1
@@ -367,7 +364,8 @@ def train_model(
                         f"training loss became {mean_loss} at epoch {epoch}, step {state.step}; "
                         "lower train.lr or set train.grad_clip"
                     )
-                run_log.train_loss(state.step, mean_loss, scheduler.get_last_lr()[0])
+                lr = state.scheduler.get_last_lr()[0]
+                run_log.train_loss(step_offset + state.step, mean_loss, lr)
                 bar.set_postfix(loss=f"{mean_loss:.4f}")
                 window_loss, window_n = torch.zeros((), device=device), 0
 
@@ -376,7 +374,7 @@ def train_model(
                 state.train_seconds += time.perf_counter() - started
                 val_acc, val_loss = validate(model, data.val, cfg.eval_batch_size)
                 position = round(epoch - 1 + i / len(batches), 4)
-                run_log.validation(state.step, position, val_acc, val_loss)
+                run_log.validation(step_offset + state.step, position, val_acc, val_loss)
                 log.info("epoch %.2f: val_loss %.4f val_acc %.4f", position, val_loss, val_acc)
                 state.best.update(val_acc, val_loss, position, state.step, model)
                 started = time.perf_counter()
@@ -384,28 +382,87 @@ def train_model(
         # end of epoch: its mean loss, and the state a resumed run starts from
         state.train_seconds += time.perf_counter() - started
         state.epoch = epoch
-        run_log.epoch_end(state.step, (epoch_loss / len(data.train)).item())
-        if cfg.resume and state_path:
-            state.save(state_path, identity)
+        run_log.epoch_end(step_offset + state.step, (epoch_loss / len(data.train)).item())
+        if save is not None:
+            save(state)
 
-    # finish: the best weights become the checkpoint (no timings in it: identical runs give
-    # identical files); timings and the gradient-flow picture go to the log
-    model.load_state_dict(state.best.weights)
-    save_checkpoint(
-        model_path,
-        model,
-        data.vocabs,
-        {"train_config": to_dict(cfg), "best": state.best.summary()},
-    )
+
+def train_model(
+    data_dir: str | Path,
+    model_path: str | Path,
+    live_dir: str | Path,
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    state_path: str | Path | None = None,
+) -> dict[str, Any]:
+    """Train one model (or, with train.ensemble = K, K models from seeds seed..seed+K-1 whose
+    probabilities are averaged); write the best-on-validation checkpoint to `model_path` and the
+    dvclive log (losses, validation curves, a gradient-flow picture) to `live_dir`.
+
+    With `cfg.resume`, the whole `TrainState` is saved to `state_path` after every epoch, and a
+    run that finds a state of the same config and data there continues after its last complete
+    epoch (the state is deleted once the final checkpoint is written). On CPU the resumed run
+    ends with the same weights and metrics as an uninterrupted one.
+    """
+    # setup: device, data, input settings; then each member: seeded model, optimizer, schedule
+    device = pick_device(cfg.device)
+    data = load_data(data_dir, with_ngrams=uses_ngrams(model_cfg))
+    inputs = InputSpec(data.vocabs.words.pad_id, cfg.max_len, model_cfg.fixed_len)
+    bag_size = len(data.vocabs.ngrams) if data.vocabs.ngrams is not None else None
+    steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
+    setup = Setup(data, inputs, bag_size, device, steps_per_epoch)
+    identity = run_identity(data_dir, model_cfg, cfg)
+    members: list[TrainState] = []
+    run_log: RunLog | None = None
+    for k in range(cfg.ensemble):
+        state = new_member(setup, model_cfg, cfg, cfg.seed + k)
+        resumed = bool(cfg.resume and state_path and state.restore(state_path, identity))
+        if resumed:
+            trim_live_log(live_dir, state.step)
+            log.info(
+                "resuming after epoch %d (step %d) from %s", state.epoch, state.step, state_path
+            )
+        if run_log is None:
+            run_log = RunLog(live_dir, resume=resumed)
+        n_params = sum(p.numel() for p in state.model.parameters())
+        log.info("member %d/%d on %s, %d parameters", k + 1, cfg.ensemble, device, n_params)
+        save = (lambda st: st.save(state_path, identity)) if cfg.resume and state_path else None
+        run_epochs(state, setup, cfg, run_log, k * cfg.epochs * steps_per_epoch, save)
+        state.model.load_state_dict(state.best.weights)
+        members.append(state)
+
+    # finish: the best weights (of every member) become the checkpoint; no timings in it, so
+    # identical runs give identical files; timings and the gradient-flow picture go to the log
+    if len(members) == 1:
+        model, best = members[0].model, members[0].best.summary()
+    else:
+        model = Ensemble([m.model for m in members])
+        best = ensemble_summary(model, members, data.val, cfg.eval_batch_size)
+    save_checkpoint(model_path, model, data.vocabs, {"train_config": to_dict(cfg), "best": best})
+    seconds = sum(m.train_seconds for m in members)
     summary = {
-        **state.best.summary(),
-        "train_seconds": round(state.train_seconds, 2),
-        "samples_per_s": round(state.samples / max(state.train_seconds, 1e-9), 1),
-        "parameters": n_params,
+        **best,
+        "train_seconds": round(seconds, 2),
+        "samples_per_s": round(sum(m.samples for m in members) / max(seconds, 1e-9), 1),
+        "parameters": sum(p.numel() for p in model.parameters()),
         "device": device.type,
         "threads": torch.get_num_threads(),  # CPU threads (see agnews.ladder.worker_env)
     }
-    run_log.finish(summary, state.grad_flows)
+    run_log.finish(summary, members[0].grad_flows)
     if state_path:
         Path(state_path).unlink(missing_ok=True)
     return summary
+
+
+def ensemble_summary(
+    model: Ensemble, members: list[TrainState], val: Shard, batch_size: int
+) -> dict[str, Any]:
+    """The ensemble's own validation accuracy and loss; its epoch is the members' mean best."""
+    val_acc, val_loss = validate(model, val, batch_size)
+    return {
+        "best_val_acc": round(val_acc, 6),
+        "best_val_loss": round(val_loss, 6),
+        "best_epoch": round(sum(m.best.epoch for m in members) / len(members), 4),
+        "best_step": members[-1].best.step,
+        "members_mean_val_acc": round(sum(m.best.val_acc for m in members) / len(members), 6),
+    }
