@@ -137,16 +137,23 @@ PRESETS = load_presets(ROOT / "presets.yaml")
 
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_every_preset_builds_and_trains_one_step(params, name):
+    from agnews.models import uses_ngrams
+
     cfg = preset_config(PRESETS, name, params).model
     torch.manual_seed(0)
-    model = _model(cfg, 300)
+    bag_size = 40 if uses_ngrams(cfg) else None
+    model = TextClassifier(cfg, 300, InputSpec(PAD, 256, cfg.fixed_len), bag_size)
     width = cfg.fixed_len or 20
     ids = torch.randint(1, 300, (4, width))
     lengths = torch.tensor([width, width - 3, 5, 3])
     ids[1, width - 3 :] = PAD
     ids[2, 5:] = PAD
     ids[3, 3:] = PAD
-    logits = model(ids, lengths)
+    bag = dict(
+        bag=torch.randint(0, 40, (10,)), bag_offsets=torch.tensor([0, 3, 5, 9]),
+        bag_weights=torch.rand(10),
+    ) if bag_size else {}  # fmt: skip
+    logits = model(ids, lengths, **bag)
     assert logits.shape == (4, 4)
     loss = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 2, 3]))
     loss.backward()
