@@ -23,8 +23,9 @@ import tempfile
 from pathlib import Path
 
 RUN = """
-import json, sys, time, torch
-root, preset, seed, data, sets = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], json.loads(sys.argv[5])
+import json, sys, torch
+root, preset, data = sys.argv[1], sys.argv[2], sys.argv[4]
+seed, sets = int(sys.argv[3]), json.loads(sys.argv[5])
 from agnews.config import config_from_dict, load_yaml
 from agnews.presets import apply_overrides, full_overrides, load_presets
 from agnews.training import train_model
@@ -32,7 +33,8 @@ from agnews.evaluation import evaluate_checkpoint
 torch.set_num_threads(1)
 base = load_yaml(open(f"{root}/params.yaml").read())
 presets = load_presets(f"{root}/presets.yaml")
-params = apply_overrides(base, {**full_overrides(presets, preset, base), **sets, "train.seed": seed})
+changes = {**full_overrides(presets, preset, base), **sets, "train.seed": seed}
+params = apply_overrides(base, changes)
 cfg = config_from_dict(params)
 out = sys.argv[6]
 s = train_model(data, f"{out}/model.pt", f"{out}/live", cfg.model, cfg.train)
