@@ -251,7 +251,10 @@ def _where(live: dict) -> str:
     if not live:
         return "–"
     device = live.get("device", "?")
-    return f"{device} ({live['threads']} threads)" if device == "cpu" else device
+    if device != "cpu":
+        return device
+    threads = live["threads"]
+    return f"cpu ({threads} thread{'' if threads == 1 else 's'})"
 
 
 def _data_line(runs: dict[str, dict]) -> str:
@@ -433,8 +436,8 @@ def write_report(
                 if complete
                 else [
                     "",
-                    f"**Partial: not run: {', '.join(missing)}.** The complete ladder "
-                    "is in ladder.md.",
+                    f"**Partial: not run: {', '.join(missing)}.**"
+                    + ("" if out.name == "ladder.md" else " The complete ladder is in ladder.md."),
                 ]
             ),
         ]
@@ -447,7 +450,7 @@ def write_report(
             f"({plots_dir.name}/index.html) (`dvc plots diff`; confusion matrices and the "
             "gradient-flow pictures: `dvc plots diff <exp-a> <exp-b>`).",
         ]
-    if complete:
+    if complete or out.name == "ladder.md":  # never beside a subset's table it does not describe
         lines += ["", "What the numbers mean: [ladder_analysis.md](ladder_analysis.md)."]
     write_text(out, "\n".join(lines) + "\n")
     return out
