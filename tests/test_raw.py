@@ -189,3 +189,58 @@ def test_hub_path_reads_a_datasets_folder(tmp_path):
 def test_hub_failure_suggests_local_dir(tmp_path):
     with pytest.raises(DataError, match=r"data\.local_dir"):
         load_hub(str(tmp_path / "no-such-dataset"))
+
+
+def _hub_folder(tmp_path, train: dict, test: dict | None = None):
+    import datasets
+
+    d = tmp_path / "hubcopy"
+    d.mkdir()
+    ok = {"text": [f"text {i}" for i in range(8)], "label": [0, 1, 2, 3] * 2}
+    for split, columns in (("train", train), ("test", test or ok)):
+        datasets.Dataset.from_dict(columns).to_parquet(str(d / f"{split}.parquet"))
+    return str(d)
+
+
+@pytest.mark.parametrize(
+    ("train", "message"),
+    [
+        (
+            {"text": ["a"] * 4, "label": [0, 1, 2, 4]},
+            r"hubcopy/train: row 3: label 4 is not in 0\.\.3",
+        ),
+        ({"text": ["a"] * 4, "label": [0, 1, -1, 3]}, r"hubcopy/train: row 2: label -1 is not"),
+        (
+            {"text": ["a", None, "c", "d"], "label": [0, 1, 2, 3]},
+            r"train: row 1: text is not a string",
+        ),
+        ({"text": ["a"] * 4}, r"hubcopy/train: missing column\(s\) label"),
+        ({"body": ["a"] * 4, "label": [0, 1, 2, 3]}, r"hubcopy/train: missing column\(s\) text"),
+        (
+            {"text": ["a"] * 3, "label": [0, 1, 2]},
+            r"hubcopy/train: no rows of class\(es\) Sci/Tech",
+        ),
+    ],
+)
+def test_hub_path_rejects_bad_rows_naming_split_and_row(tmp_path, train, message):
+    # a folder's splits must share their columns for datasets to load it at all
+    test = train if {"text", "label"} - set(train) else None
+    with pytest.raises(DataError, match=message):
+        load_hub(_hub_folder(tmp_path, train, test))
+
+
+def test_hub_path_keeps_every_row_and_label(tmp_path):
+    splits, source = load_hub(
+        _hub_folder(tmp_path, {"text": ["w", "x", "y", "z"], "label": [3, 2, 1, 0]})
+    )
+    assert [(e.label, e.text) for e in splits["train"]] == [(3, "w"), (2, "x"), (1, "y"), (0, "z")]
+    assert len(splits["test"]) == 8 and set(source["fingerprints"]) == {"train", "test"}
+    assert source["dataset"].endswith("hubcopy")
+
+
+def test_hub_failure_message_names_the_dataset_and_the_way_out(tmp_path):
+    with pytest.raises(DataError) as err:
+        load_hub(str(tmp_path / "no-such-dataset"))
+    text = str(err.value)
+    assert text.startswith("data.hub_dataset: cannot load ") and "no-such-dataset" in text
+    assert text.endswith("Offline? Point data.local_dir at AG News CSV files instead.")

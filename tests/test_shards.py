@@ -26,6 +26,21 @@ def test_subset_keeps_texts_and_labels_together():
     assert sub.labels.tolist() == [1, 0]
 
 
+def test_subset_carries_the_ngram_bags_of_its_texts():
+    ids = [np.array([2, 5, 3], np.int32), np.array([2, 6, 3], np.int32), np.array([2, 3])]
+    bags = [
+        (np.array([1, 4], np.int32), np.array([0.5, 0.5], np.float32)),
+        (np.array([7], np.int32), np.array([1.0], np.float32)),
+        (np.array([], np.int32), np.array([], np.float32)),
+    ]
+    sub = shard_from_ids(ids, [0, 3, 1], bags).subset(np.array([1, 0]))
+    assert sub.bag is not None
+    got = [sub.bag_ids(i) for i in range(2)]
+    assert [g[0].tolist() for g in got] == [[7], [1, 4]]
+    assert [g[1].tolist() for g in got] == [[1.0], [0.5, 0.5]]
+    assert sub.labels.tolist() == [3, 0]
+
+
 def test_missing_and_corrupt_shards_are_clear_errors(tmp_path):
     with pytest.raises(DataError, match="missing; run the prepare stage"):
         load_shard(tmp_path / "nope.npz")
