@@ -222,7 +222,7 @@ def test_killed_training_is_rerun_and_resumes_to_the_same_result(project):
     proc = _start_repro(project)
     _wait_until(_training_started(project, since), proc, "training to start")
     os.killpg(proc.pid, signal.SIGINT)
-    assert proc.wait(timeout=120) != 0
+    assert proc.wait(timeout=120) != 0, f"dvc repro survived Ctrl-C:\n{proc.stdout.read()}"
     assert not model.exists()
     assert "train" in _dvc(project, "status").stdout
 
