@@ -70,3 +70,33 @@ def test_word_dropout_hits_only_real_words_at_the_given_rate():
         _shard([3, 8]), np.array([0, 1]), InputSpec(pad_id=0, max_len=256, fixed_len=None)
     )
     assert not (word_dropout(short, 0.99, unk_id=1).ids[0, 3:] == 1).any()  # padding kept
+
+
+def test_orders_keep_ties_in_a_stable_order():
+    """Equal lengths keep their original (or shuffled) order: numpy's default argsort is not
+    stable for long arrays, and the batch order must not depend on the sort algorithm."""
+    lengths = np.random.default_rng(0).integers(0, 3, 500)
+    expected = sorted(range(500), key=lambda i: lengths[i])  # Python's sort is stable
+    assert np.concatenate(eval_order(lengths, 64)).tolist() == expected
+
+    batches = train_order(lengths, 8, np.random.default_rng(5), bucketing=True, chunk=10)
+    rng = np.random.default_rng(5)
+    perm = rng.permutation(500)
+    pieces = [perm[i : i + 80] for i in range(0, 500, 80)]
+    stable = np.concatenate([p[sorted(range(len(p)), key=lambda i: lengths[p[i]])] for p in pieces])
+    cut = [stable[i : i + 8] for i in range(0, 500, 8)]
+    expected_batches = [cut[i] for i in rng.permutation(len(cut))]
+    assert [b.tolist() for b in batches] == [b.tolist() for b in expected_batches]
+
+
+def test_batch_carries_each_rows_ngram_ids_and_weights():
+    ids = [np.arange(10, 10 + n, dtype=np.int32) for n in (3, 4, 2)]
+    bags = [
+        (np.array([1, 2], np.int32), np.array([0.25, 0.75], np.float32)),
+        (np.array([5], np.int32), np.array([1.0], np.float32)),
+        (np.array([7, 8, 9], np.int32), np.array([0.1, 0.2, 0.3], np.float32)),
+    ]
+    shard = shard_from_ids(ids, [0, 1, 2], bags)
+    batch = make_batch(shard, np.array([2, 0]), InputSpec(pad_id=0, max_len=256, fixed_len=None))
+    assert batch.bag.tolist() == [7, 8, 9, 1, 2] and batch.bag_offsets.tolist() == [0, 3]
+    np.testing.assert_allclose(batch.bag_weights.numpy(), [0.1, 0.2, 0.3, 0.25, 0.75])

@@ -231,3 +231,22 @@ def test_encode_padding_reads_the_padding_the_notebooks_way(tiny_config):
     ours.load_state_dict(notebook.state_dict())
     c, _ = _logits_alone_and_padded(ours, fixed_len=8)
     assert not torch.allclose(a, c)
+
+
+def test_the_ngram_bag_is_weighted_by_tf_idf(tiny_config):
+    cfg = _cfg(tiny_config, cell="gru", pooling="mean", ngram_dim=6)
+    torch.manual_seed(1)
+    model = TextClassifier(cfg, VOCAB, InputSpec(PAD, 256, None), bag_size=30).eval()
+    ids, lengths = torch.tensor([[2, 7, 9, 3]]), torch.tensor([4])
+    bag, offsets = torch.tensor([4, 5]), torch.tensor([0])
+    with torch.no_grad():
+        a = model(ids, lengths, bag, offsets, torch.tensor([0.9, 0.1]))
+        b = model(ids, lengths, bag, offsets, torch.tensor([0.1, 0.9]))
+    assert not torch.allclose(a, b)
+
+
+def test_layer_activation_puts_tanh_between_layers(tiny_config):
+    tanh = _model(_cfg(tiny_config, layers=2, layer_activation="tanh"))
+    none = _model(_cfg(tiny_config, layers=2, layer_activation="none"))
+    assert isinstance(tanh.encoder.activation, torch.nn.Tanh)
+    assert isinstance(none.encoder.activation, torch.nn.Identity)

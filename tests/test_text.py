@@ -59,3 +59,12 @@ def test_every_contraction_nltk_splits_is_handled():
 
 def _sample(split):
     return read_csv_split(SAMPLE_DIR / f"{split}.csv.gz")
+
+
+def test_zero_workers_means_one_per_available_core():
+    import os
+
+    from agnews.text import resolve_workers
+
+    assert resolve_workers(0) == len(os.sched_getaffinity(0))
+    assert resolve_workers(3) == 3

@@ -3,6 +3,7 @@
 import dataclasses
 import hashlib
 import json
+import logging
 
 import pytest
 import torch
@@ -29,6 +30,7 @@ def test_train_writes_checkpoint_and_dvclive_log(tmp_path, prepared_dir, tiny_co
     assert payload["best"]["best_val_acc"] == summary["best_val_acc"]
     live = json.loads((out / "live" / "metrics.json").read_text())
     assert live["best_val_acc"] == summary["best_val_acc"]
+    assert live["threads"] == torch.get_num_threads()  # the ladder reports where a run ran
     metrics = out / "live" / "plots" / "metrics"
     for tsv in ("loss/train.tsv", "loss/train_epoch.tsv", "loss/val.tsv", "acc/val.tsv", "lr.tsv"):
         assert (metrics / tsv).is_file(), tsv
@@ -108,7 +110,7 @@ def test_eval_steps_spread_over_the_epoch():
 
 
 def test_resume_after_interruption_matches_uninterrupted_run(
-    tmp_path, prepared_dir, tiny_config, monkeypatch
+    tmp_path, prepared_dir, tiny_config, monkeypatch, caplog
 ):
     cfg = dataclasses.replace(
         tiny_config.train, epochs=3, resume=True, lr_schedule="cosine", log_every=1
@@ -143,7 +145,10 @@ def test_resume_after_interruption_matches_uninterrupted_run(
     assert not (cut / "model.pt").exists() and (cut / "state.pt").exists()
     assert torch.load(cut / "state.pt", weights_only=True)["epoch"] == 1
 
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="agnews.training")
     _, resumed_summary = run("cut")
+    assert "resuming after epoch 1" in caplog.text  # not a silent restart from scratch
     a = torch.load(ref / "model.pt", weights_only=True)
     b = torch.load(cut / "model.pt", weights_only=True)
     for key, tensor in a["model_state"].items():
@@ -281,6 +286,7 @@ def test_an_ensemble_averages_members_from_consecutive_seeds(
     preds, _ = predict_shard(model, val, 64)
     assert summary["best_val_acc"] == round(float((preds == val.labels).mean()), 6)
     assert "members_mean_val_acc" in summary
+    assert 0 < summary["best_epoch"] <= cfg.epochs  # the members' mean best epoch
     args = ["--model", str(out / "m.pt"), "--data", str(prepared_dir), "--json", "Oil prices"]
     assert predict_main(args) == 0
     probs = json.loads(capsys.readouterr().out)["probabilities"]
