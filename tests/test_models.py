@@ -250,3 +250,5 @@ def test_layer_activation_puts_tanh_between_layers(tiny_config):
     none = _model(_cfg(tiny_config, layers=2, layer_activation="none"))
     assert isinstance(tanh.encoder.activation, torch.nn.Tanh)
     assert isinstance(none.encoder.activation, torch.nn.Identity)
+    # the notebook's head ends in tanh -> Linear -> 4 logits
+    assert isinstance(tanh.projection[0], torch.nn.Tanh) and len(tanh.projection) == 2

@@ -47,7 +47,7 @@ def test_splits_vocab_and_metrics(tmp_path):
 def test_length_stats_coverage():
     stats = length_stats(np.array([10, 40, 45, 55, 65, 80]))
     assert stats["coverage"] == {"le_40": 0.3333, "le_50": 0.5, "le_60": 0.6667, "le_70": 0.8333}
-    assert stats["max"] == 80
+    assert stats["max"] == 80 and stats["median"] == 50.0 and stats["mean"] == 49.17
 
 
 def test_texts_empty_after_preprocessing_are_dropped_and_counted(tmp_path):

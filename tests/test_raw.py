@@ -244,3 +244,15 @@ def test_hub_failure_message_names_the_dataset_and_the_way_out(tmp_path):
     text = str(err.value)
     assert text.startswith("data.hub_dataset: cannot load ") and "no-such-dataset" in text
     assert text.endswith("Offline? Point data.local_dir at AG News CSV files instead.")
+
+
+def test_hub_dataset_without_a_test_split_is_named(tmp_path):
+    import datasets
+
+    d = tmp_path / "hubcopy"
+    d.mkdir()
+    datasets.Dataset.from_dict({"text": ["a"] * 4, "label": [0, 1, 2, 3]}).to_parquet(
+        str(d / "train.parquet")
+    )
+    with pytest.raises(DataError, match=r"hubcopy: no 'test' split \(found train\)"):
+        load_hub(str(d))

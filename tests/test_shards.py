@@ -59,3 +59,18 @@ def test_stratified_split_is_seeded_disjoint_and_proportional():
     np.testing.assert_array_equal(val, again[1])
     other = stratified_split(labels, 0.2, seed=8)
     assert not np.array_equal(val, other[1])
+
+
+@pytest.mark.parametrize("offsets", [[1, 2, 3], [0, 2, 2], [0, 3, 2], [0, 2]])
+def test_ngram_offsets_must_partition_the_ngram_array(offsets):
+    from agnews.shards import Shard
+
+    with pytest.raises(DataError, match="n-gram offsets do not partition the n-gram array"):
+        Shard(
+            np.array([2, 3, 2, 3], np.int32),
+            np.array([0, 2, 4]),
+            np.array([0, 1]),
+            np.array([5, 6, 7], np.int32),
+            np.array(offsets),
+            np.ones(3, np.float32),
+        )

@@ -67,4 +67,4 @@ def test_zero_workers_means_one_per_available_core():
     from agnews.text import resolve_workers
 
     assert resolve_workers(0) == len(os.sched_getaffinity(0))
-    assert resolve_workers(3) == 3
+    assert resolve_workers(3) == 3 and resolve_workers(1) == 1

@@ -69,6 +69,7 @@ def test_evaluate_metrics_json(tmp_path, prepared_dir, tiny_config):
     out, _ = _train(tmp_path, prepared_dir, tiny_config)
     m = evaluate_checkpoint(out / "model.pt", prepared_dir, out / "m.json", out / "c.csv", 64)
     assert m["n_test"] == 200
+    assert 0 < m["loss"] != round(m["loss"])  # the test loss to 6 digits, not rounded away
     assert json.loads((out / "m.json").read_text()) == m
     assert set(m["per_class"]) == {"World", "Sports", "Business", "Sci/Tech"}
     assert "run" not in m  # params live in params.yaml, not repeated as metrics
@@ -287,6 +288,7 @@ def test_an_ensemble_averages_members_from_consecutive_seeds(
     assert summary["best_val_acc"] == round(float((preds == val.labels).mean()), 6)
     assert "members_mean_val_acc" in summary
     assert 0 < summary["best_epoch"] <= cfg.epochs  # the members' mean best epoch
+    assert summary["best_val_loss"] != round(summary["best_val_loss"])  # 6 digits, not 0
     args = ["--model", str(out / "m.pt"), "--data", str(prepared_dir), "--json", "Oil prices"]
     assert predict_main(args) == 0
     probs = json.loads(capsys.readouterr().out)["probabilities"]
