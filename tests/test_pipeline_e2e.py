@@ -174,6 +174,9 @@ def _start_repro(project: Path) -> subprocess.Popen:
         cwd=project,
         env=env,
         start_new_session=True,
+        # a test run started in the background (`./test.sh &`, nohup) inherits an ignored SIGINT,
+        # and Python then never turns Ctrl-C into KeyboardInterrupt: give dvc the default back
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
