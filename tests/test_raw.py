@@ -173,15 +173,7 @@ def test_failed_download_keeps_the_previous_output(tmp_path):
 
 def test_hub_path_reads_a_datasets_folder(tmp_path):
     """The default (hub) code path, fed a local folder that datasets.load_dataset understands."""
-    import datasets
-
-    d = tmp_path / "hubcopy"
-    d.mkdir()
-    for split in ("train", "test"):
-        datasets.Dataset.from_dict(
-            {"text": [f"{split} text {i}" for i in range(8)], "label": [0, 1, 2, 3] * 2}
-        ).to_parquet(str(d / f"{split}.parquet"))
-    splits, source = load_hub(str(d))
+    splits, source = load_hub(_hub_folder(tmp_path, _hub_split("train"), test=_hub_split("test")))
     assert source["source"] == "hub" and len(splits["train"]) == 8
     assert splits["test"][1].label == 1 and splits["test"][1].text == "test text 1"
 
@@ -191,14 +183,21 @@ def test_hub_failure_suggests_local_dir(tmp_path):
         load_hub(str(tmp_path / "no-such-dataset"))
 
 
-def _hub_folder(tmp_path, train: dict, test: dict | None = None):
+def _hub_split(prefix: str = "") -> dict:
+    """8 well-formed rows, two of each class."""
+    return {"text": [f"{prefix} text {i}".strip() for i in range(8)], "label": [0, 1, 2, 3] * 2}
+
+
+def _hub_folder(tmp_path, train: dict, test: dict | None) -> str:
+    """A folder datasets.load_dataset reads as a dataset: train.parquet and, unless `test` is
+    None, test.parquet."""
     import datasets
 
     d = tmp_path / "hubcopy"
     d.mkdir()
-    ok = {"text": [f"text {i}" for i in range(8)], "label": [0, 1, 2, 3] * 2}
-    for split, columns in (("train", train), ("test", test or ok)):
-        datasets.Dataset.from_dict(columns).to_parquet(str(d / f"{split}.parquet"))
+    for split, columns in (("train", train), ("test", test)):
+        if columns is not None:
+            datasets.Dataset.from_dict(columns).to_parquet(str(d / f"{split}.parquet"))
     return str(d)
 
 
@@ -224,14 +223,14 @@ def _hub_folder(tmp_path, train: dict, test: dict | None = None):
 )
 def test_hub_path_rejects_bad_rows_naming_split_and_row(tmp_path, train, message):
     # a folder's splits must share their columns for datasets to load it at all
-    test = train if {"text", "label"} - set(train) else None
+    test = train if {"text", "label"} - set(train) else _hub_split()
     with pytest.raises(DataError, match=message):
         load_hub(_hub_folder(tmp_path, train, test))
 
 
 def test_hub_path_keeps_every_row_and_label(tmp_path):
     splits, source = load_hub(
-        _hub_folder(tmp_path, {"text": ["w", "x", "y", "z"], "label": [3, 2, 1, 0]})
+        _hub_folder(tmp_path, {"text": ["w", "x", "y", "z"], "label": [3, 2, 1, 0]}, _hub_split())
     )
     assert [(e.label, e.text) for e in splits["train"]] == [(3, "w"), (2, "x"), (1, "y"), (0, "z")]
     assert len(splits["test"]) == 8 and set(source["fingerprints"]) == {"train", "test"}
@@ -247,12 +246,5 @@ def test_hub_failure_message_names_the_dataset_and_the_way_out(tmp_path):
 
 
 def test_hub_dataset_without_a_test_split_is_named(tmp_path):
-    import datasets
-
-    d = tmp_path / "hubcopy"
-    d.mkdir()
-    datasets.Dataset.from_dict({"text": ["a"] * 4, "label": [0, 1, 2, 3]}).to_parquet(
-        str(d / "train.parquet")
-    )
     with pytest.raises(DataError, match=r"hubcopy: no 'test' split \(found train\)"):
-        load_hub(str(d))
+        load_hub(_hub_folder(tmp_path, _hub_split(), test=None))
