@@ -219,8 +219,11 @@ def test_killed_training_is_rerun_and_resumes_to_the_same_result(project):
     state = project / "models" / "train_state.pt"
     assert model.exists() and not state.exists()
 
-    # SIGINT (Ctrl-C) while the first epoch runs
-    _set_params(project, train__epochs=12, train__resume=True, train__log_every=1, train__lr=0.0011)
+    # SIGINT (Ctrl-C) while training runs: enough epochs (a tiny epoch takes ~0.05 s) that the
+    # signal lands in training, not after it
+    _set_params(
+        project, train__epochs=400, train__resume=True, train__log_every=1, train__lr=0.0011
+    )
     since = time.time()
     proc = _start_repro(project)
     _wait_until(_training_started(project, since), proc, "training to start")
@@ -231,8 +234,12 @@ def test_killed_training_is_rerun_and_resumes_to_the_same_result(project):
 
     # SIGKILL after a complete epoch: the saved state survives, the checkpoint does not exist
     _set_params(project, train__epochs=12, train__resume=True, train__log_every=1, train__lr=0.001)
+    since = time.time()
     proc = _start_repro(project)
-    _wait_until(state.exists, proc, "the first epoch's saved state")
+    # this run's state: the interrupted run above left one of its own (other params) behind
+    _wait_until(
+        lambda: state.exists() and state.stat().st_mtime >= since, proc, "this run's saved state"
+    )
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
     assert not model.exists()
