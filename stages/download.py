@@ -11,7 +11,7 @@ from agnews.raw import download
 
 
 def main(args: Namespace, cfg: Config) -> None:
-    rows = download(cfg.data.hub_dataset, cfg.data.local_dir, args.out)
+    rows = download(cfg.data.hub_dataset, cfg.data.local_dir, args.out, cfg.data.hub_revision)
     print(f"download: {rows['train']} train and {rows['test']} test rows -> {args.out}")
 
 

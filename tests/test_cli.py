@@ -24,7 +24,7 @@ def _params_file(tmp_path: Path, **changes) -> Path:
 
 
 def _download_main(args, cfg) -> None:
-    download(cfg.data.hub_dataset, cfg.data.local_dir, args.out)
+    download(cfg.data.hub_dataset, cfg.data.local_dir, args.out, cfg.data.hub_revision)
 
 
 def _run(monkeypatch, argv: list[str]) -> int:
@@ -75,3 +75,62 @@ def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["stage", "--params", str(params), "--out", "x"])
     with pytest.raises(KeyError):
         run_stage(buggy, "doc", {"--out": "raw folder"})
+
+
+class _FillingDisk:
+    """A file that takes `room` bytes, then fails every write with ENOSPC like a disk that fills
+    up mid-save, while flush and close still succeed (so torch's own error is what surfaces)."""
+
+    def __init__(self, path, mode, room=1000):
+        self.file, self.room = open(path, mode), room  # noqa: SIM115
+
+    def write(self, data) -> int:
+        if len(data) > self.room:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room -= len(data)
+        return self.file.write(data)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.file.close()
+
+
+@pytest.mark.parametrize("disk", ["/dev/full", "fills mid-save"])
+def test_a_disk_that_fills_during_the_checkpoint_save_is_one_line(
+    tmp_path, monkeypatch, capsys, disk
+):
+    """torch.save onto a full disk: /dev/full (every write and the final flush fail) or a disk
+    that fills up mid-save (torch's zip writer raises its own RuntimeError, the OSError only its
+    context). Either way the stage says one `error: <checkpoint>: ...` line."""
+    import contextlib
+
+    import torch
+
+    from agnews import checkpoints
+
+    if disk == "/dev/full":
+
+        @contextlib.contextmanager
+        def onto_a_full_disk(path):
+            yield Path("/dev/full")
+
+        monkeypatch.setattr(checkpoints, "atomic_path", onto_a_full_disk)
+    else:
+        monkeypatch.setattr(checkpoints, "open", _FillingDisk, raising=False)
+    target = tmp_path / "model.pt"
+
+    def save_main(args, cfg) -> None:
+        checkpoints.save_atomically(target, {"weights": torch.zeros(100_000)})
+
+    monkeypatch.setattr(sys, "argv", ["stage", "--params", str(_params_file(tmp_path))])
+    with pytest.raises(SystemExit) as exit_:
+        run_stage(save_main, "doc", {})
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1, err
+    assert err == f"error: {target}: No space left on device; outputs were not written\n"
+    assert list(tmp_path.glob(".model.pt*")) == [] and not target.exists()  # no debris

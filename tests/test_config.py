@@ -136,6 +136,9 @@ def test_fixed_len_too_small_for_a_flatten_head(params):
 # every param, with a value out of its range (or of the wrong kind), must be refused by name
 OUT_OF_RANGE = [
     ("data.hub_dataset", 3),
+    ("data.hub_revision", 5),
+    ("data.hub_revision", ""),
+    ("data.hub_revision", "eb185aa de"),
     ("data.local_dir", 7),
     ("prepare.min_count", -1),
     ("prepare.val_size", 1.0),

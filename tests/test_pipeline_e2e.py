@@ -74,10 +74,15 @@ def test_repro_then_experiments(project):
     gru = _dvc(project, "exp", "run", "-n", "gru-run", "-S", "model.cell=gru")
     assert _stages_run(gru) == ["check", "train", "evaluate"]
 
-    # 5. a preset through its -S overrides (null, false, "+"-joined pooling all round-trip)
-    args = _run([sys.executable, "-m", "agnews.presets", "bilstm2_flatten_mean_max"], project)
-    preset = _dvc(
-        project, "exp", "run", "-n", "best-run", *args.stdout.split(), "-S", "train.epochs=2"
+    # 5. a preset, run the README's way: every param from HEAD's params.yaml (the workspace
+    # still holds gru-run's cell and lr-run's lr), the preset's, then -S (null, false and
+    # "+"-joined pooling all round-trip); a misspelt name runs and queues nothing
+    cmd = [sys.executable, "-m", "agnews.presets", "run"]
+    typo = _run([*cmd, "bilstm2_flatten_mean_maxx"], project, check=False)
+    assert typo.returncode == 2 and "unknown preset 'bilstm2_flatten_mean_maxx'" in typo.stderr
+    assert _stages_run(typo) == []
+    preset = _run(
+        [*cmd, "bilstm2_flatten_mean_max", "-n", "best-run", "-S", "train.epochs=2"], project
     )
     assert _stages_run(preset) == ["check", "train", "evaluate"]
 
@@ -101,6 +106,10 @@ def test_repro_then_experiments(project):
     assert params["model"]["fixed_len"] == 70 and params["model"]["head_concat_pooled"] is False
     assert params["train"]["epochs"] == 2
     assert runs["lr-run"][0]["train"]["lr"] == 0.002
+    assert params["train"]["lr"] == runs["main"][0]["train"]["lr"] != 0.002  # HEAD's, not lr-run's
+    assert not any("maxx" in name for name in runs)
+    queued = _dvc(project, "queue", "status").stdout
+    assert "maxx" not in queued
     # no metric shares a column name with a param (DVC would rename the param's column), and
     # no param is repeated as a metric
     for params, metrics in runs.values():

@@ -248,3 +248,21 @@ def test_hub_failure_message_names_the_dataset_and_the_way_out(tmp_path):
 def test_hub_dataset_without_a_test_split_is_named(tmp_path):
     with pytest.raises(DataError, match=r"hubcopy: no 'test' split \(found train\)"):
         load_hub(_hub_folder(tmp_path, _hub_split(), test=None))
+
+
+def test_hub_revision_is_asked_for_and_recorded(tmp_path, monkeypatch):
+    """data.hub_revision pins the hub dataset: it reaches load_dataset and source.json."""
+    import datasets
+
+    folder = _hub_folder(tmp_path, _hub_split("train"), test=_hub_split("test"))
+    real, asked = datasets.load_dataset, []
+
+    def spy(name, **kwargs):
+        asked.append(kwargs.get("revision"))
+        return real(name)  # a local folder has no revisions
+
+    monkeypatch.setattr(datasets, "load_dataset", spy)
+    rows = download(folder, None, tmp_path / "raw", hub_revision="0123abc")
+    assert rows == {"train": 8, "test": 8} and asked == ["0123abc"]
+    source = json.loads((tmp_path / "raw" / "source.json").read_text())
+    assert source["source"] == "hub" and source["revision"] == "0123abc"

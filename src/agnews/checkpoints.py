@@ -72,9 +72,19 @@ def save_checkpoint(
 
 def save_atomically(path: str | Path, obj: dict) -> None:
     """torch.save `obj` to `path` via a temporary file. Through a file object: torch.save names
-    its zip records after a path, which would make the bytes depend on the temporary name."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        torch.save(obj, f)
+    its zip records after a path, which would make the bytes depend on the temporary name.
+    A failed write (a full disk) is an OSError naming `path`: torch's zip writer reports it as a
+    RuntimeError ("unexpected pos ...") whose context is the OSError."""
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            torch.save(obj, f)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+    except RuntimeError as exc:
+        cause = exc.__context__
+        if not isinstance(cause, OSError):
+            raise
+        raise OSError(cause.errno, cause.strerror or str(cause), str(path)) from None
 
 
 def check_intact(path: str | Path) -> None:

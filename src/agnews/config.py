@@ -73,6 +73,7 @@ def load_yaml(text: str) -> Any:
 
 @dataclass(frozen=True)
 class PathsConfig:
+    corpus_dir: str  # the git-tracked AG News CSV folders; a change there reruns download
     params_check: str  # check's marker: params.yaml is valid (every stage depends on it)
     raw_dir: str  # download's output: train.jsonl, test.jsonl, source.json
     prepared_dir: str  # prepare's output: vocab.json and the train/val/test shards
@@ -88,7 +89,16 @@ class PathsConfig:
 @dataclass(frozen=True)
 class DataConfig:
     hub_dataset: str  # HuggingFace dataset id, used when local_dir is null
+    hub_revision: str | None  # the hub dataset's git revision (a commit); null = its newest
     local_dir: str | None  # folder with AG News CSVs in the original format; null = hub
+
+    def __post_init__(self) -> None:
+        rev = self.hub_revision
+        _check(
+            rev is None or (rev != "" and not any(c.isspace() for c in rev)),
+            "data.hub_revision",
+            "must be a revision of the hub dataset (a commit hash, tag or branch) or null",
+        )
 
 
 @dataclass(frozen=True)

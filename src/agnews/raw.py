@@ -38,8 +38,8 @@ def resolve_local_dir(local_dir: str | Path, cwd: Path | None = None) -> Path:
     """`data.local_dir` as a folder: absolute, or relative to the project root (the stage's
     working directory). An experiment run with `--queue` or `--temp` runs in a temporary copy of
     the project under `<project>/.dvc/tmp/exps/`, which has only the files git tracks; a
-    relative folder that git ignores (data/external/..., say) is then found in the project it
-    was started from."""
+    relative folder that git ignores (data/external/..., say; the shipped corpus/ is tracked) is
+    then found in the project it was started from."""
     path = Path(local_dir)
     if path.is_absolute():
         return path
@@ -152,12 +152,15 @@ def load_local(local_dir: str | Path) -> tuple[dict[str, list[Example]], dict[st
 # --- HuggingFace hub
 
 
-def load_hub(name: str) -> tuple[dict[str, list[Example]], dict[str, Any]]:
-    """Load `name` (e.g. fancyzhx/ag_news, or a local folder) through `datasets.load_dataset`."""
+def load_hub(
+    name: str, revision: str | None = None
+) -> tuple[dict[str, list[Example]], dict[str, Any]]:
+    """Load `name` (e.g. fancyzhx/ag_news, or a local folder) through `datasets.load_dataset`, at
+    git `revision` of the hub repository (None: the newest)."""
     import datasets  # heavy import, only on this path
 
     try:
-        dataset = datasets.load_dataset(name)
+        dataset = datasets.load_dataset(name, revision=revision)
     except Exception as exc:  # network, auth, missing dataset: all surface here
         raise DataError(
             f"data.hub_dataset: cannot load {name!r} from the HuggingFace hub: {exc}. "
@@ -181,7 +184,8 @@ def load_hub(name: str) -> tuple[dict[str, list[Example]], dict[str, Any]]:
         check_split(examples, f"{name}/{split}")
         splits[split] = examples
     fingerprints = {s: dataset[s]._fingerprint for s in SPLITS}
-    return splits, {"source": "hub", "dataset": name, "fingerprints": fingerprints}
+    source = {"source": "hub", "dataset": name, "revision": revision}
+    return splits, {**source, "fingerprints": fingerprints}
 
 
 # --- checks and storage
@@ -230,10 +234,13 @@ def read_raw(raw_dir: str | Path, split: str) -> list[Example]:
     return examples
 
 
-def download(hub_dataset: str, local_dir: str | None, out_dir: str | Path) -> dict[str, Any]:
-    """Fetch (hub) or read (local) both splits, check them and store them in `out_dir`."""
+def download(
+    hub_dataset: str, local_dir: str | None, out_dir: str | Path, hub_revision: str | None = None
+) -> dict[str, Any]:
+    """Fetch (hub, at `hub_revision`) or read (local) both splits, check them and store them in
+    `out_dir`."""
     if local_dir is None:
-        splits, source = load_hub(hub_dataset)
+        splits, source = load_hub(hub_dataset, hub_revision)
     else:
         splits, source = load_local(local_dir)
     write_raw(out_dir, splits, source)
