@@ -3,9 +3,14 @@
 from agnews.compare import collect, model_label, render, table_cells
 
 
-def _exp(name, model=None, train=None, val=0.9, test=0.89, state=None, error=None):
+PATHS = {"model": "models/model.pt", "test_metrics": "metrics/test.json",
+         "train_live_dir": "dvclive/train"}  # fmt: skip
+
+
+def _exp(name, model=None, train=None, val=0.9, test=0.89, state=None, error=None, paths=None):
+    paths = {**PATHS, **(paths or {})}
     params = {
-        "paths": {"model": "models/model.pt"},
+        "paths": paths,
         "data": {"local_dir": "data/external/x"},
         "prepare": {"min_count": 25},
         "model": {"cell": "rnn", "layers": 1, "bidirectional": "none", "pooling": "max",
@@ -16,8 +21,10 @@ def _exp(name, model=None, train=None, val=0.9, test=0.89, state=None, error=Non
         "rev": name * 8,
         "params": {"params.yaml": {"data": params}},
         "metrics": {
-            "metrics/test.json": {"data": {"accuracy": test, "macro_f1": test - 0.001}},
-            "dvclive/train/metrics.json": {"data": {"best_val_acc": val, "train_seconds": 123.4}},
+            paths["test_metrics"]: {"data": {"accuracy": test, "macro_f1": test - 0.001}},
+            f"{paths['train_live_dir']}/metrics.json": {
+                "data": {"best_val_acc": val, "train_seconds": 123.4}
+            },
         },
     }
     return {"executor": {"state": state} if state else None, "name": name,
@@ -82,3 +89,13 @@ def test_model_label_names_the_parts():
          "model.pooling": "mean+max", "model.fixed_len": None, "model.ngram_dim": 64}  # fmt: skip
     assert model_label(p) == "gru bi-top mean+max +bag64"
     assert model_label({**p, "model.ngram_logits": True}).endswith("+bag64 +wide")
+
+
+def test_metrics_are_read_from_the_paths_each_run_names():
+    moved = _exp("moved", val=0.93, test=0.92,
+                 paths={"test_metrics": "out/t.json", "train_live_dir": "live/tr"})  # fmt: skip
+    shown = [{"rev": "abc1234def", "name": "main", "data": _exp("main")["revs"][0]["data"],
+              "experiments": [moved]}]  # fmt: skip
+    rows, _ = collect(shown)
+    [row] = [r for r in rows if r.name == "moved"]
+    assert row.test["accuracy"] == 0.92 and row.live["best_val_acc"] == 0.93

@@ -25,8 +25,6 @@ from typing import Any
 
 from agnews.errors import AgnewsError
 
-TEST_METRICS = "metrics/test.json"
-TRAIN_METRICS = "dvclive/train/metrics.json"
 # shown in their own columns (or not at all: paths and bookkeeping), never under "other changes"
 SHOWN = {
     "model.cell",
@@ -48,8 +46,8 @@ class Row:
     name: str
     state: str  # "done", "queued", "running", "failed"
     params: dict[str, Any]  # flat "section.key" -> value
-    test: dict[str, Any]  # metrics/test.json
-    live: dict[str, Any]  # dvclive/train/metrics.json
+    test: dict[str, Any]  # evaluate's metrics (params paths.test_metrics)
+    live: dict[str, Any]  # train's dvclive metrics (params paths.train_live_dir/metrics.json)
 
 
 def flatten(params: dict[str, Any]) -> dict[str, Any]:
@@ -61,15 +59,23 @@ def flatten(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def metric_files(params: dict[str, Any]) -> tuple[str, str]:
+    """(evaluate's metrics JSON, train's dvclive metrics JSON) as a run's own params name them."""
+    paths = params.get("paths") or {}
+    live_dir = str(paths.get("train_live_dir", "")).rstrip("/")
+    return str(paths.get("test_metrics", "")), f"{live_dir}/metrics.json"
+
+
 def _row(name: str, data: dict[str, Any], state: str) -> Row:
     params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
     metrics = data.get("metrics") or {}
+    test_file, live_file = metric_files(params)
     return Row(
         name,
         state,
         flatten(params),
-        (metrics.get(TEST_METRICS) or {}).get("data") or {},
-        (metrics.get(TRAIN_METRICS) or {}).get("data") or {},
+        (metrics.get(test_file) or {}).get("data") or {},
+        (metrics.get(live_file) or {}).get("data") or {},
     )
 
 
