@@ -2,7 +2,6 @@
 
 from agnews.compare import collect, model_label, render, table_cells
 
-
 PATHS = {"model": "models/model.pt", "test_metrics": "metrics/test.json",
          "train_live_dir": "dvclive/train"}  # fmt: skip
 
