@@ -73,3 +73,92 @@ def test_seed_repeats_are_named_after_the_preset(params):
 
     with pytest.raises(ConfigError, match=r"train\.seed"):
         wanted_params(["rnn_max"], presets, params, {}, seeds=[-1])
+
+
+def test_comma_separated_set_values_make_a_grid_named_after_the_key(params):
+    from helpers import ROOT
+
+    from agnews.ladder.plan import parse_grid, split_values, wanted_params
+    from agnews.presets import load_presets
+
+    assert split_values("128,256") == ["128", "256"]
+    assert split_values("[1,2],'a,b'") == ["[1,2]", "'a,b'"]  # lists and quoted text stay whole
+    grid = parse_grid(["model.hidden_size=8,12", "train.epochs=1", "train.lr=0.1,0.01"])
+    assert grid == [
+        ("-hidden_size8-lr0.1", {"model.hidden_size": 8, "train.epochs": 1, "train.lr": 0.1}),
+        ("-hidden_size8-lr0.01", {"model.hidden_size": 8, "train.epochs": 1, "train.lr": 0.01}),
+        ("-hidden_size12-lr0.1", {"model.hidden_size": 12, "train.epochs": 1, "train.lr": 0.1}),
+        ("-hidden_size12-lr0.01", {"model.hidden_size": 12, "train.epochs": 1, "train.lr": 0.01}),
+    ]
+    assert parse_grid(["train.epochs=1"]) == [("", {"train.epochs": 1})]  # no grid: same names
+    presets = load_presets(ROOT / "presets.yaml")
+    wanted = wanted_params(
+        ["rnn_max"], presets, params, {}, seeds=[53, 1], grid=parse_grid(["model.hidden_size=8,12"])
+    )
+    assert list(wanted) == [
+        "rnn_max-hidden_size8", "rnn_max-hidden_size8-s1",
+        "rnn_max-hidden_size12", "rnn_max-hidden_size12-s1",
+    ]  # fmt: skip
+    assert [w["model.hidden_size"] for w in wanted.values()] == [8, 8, 12, 12]
+    import pytest
+
+    from agnews.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"expected section\.key=value"):
+        parse_grid(["hidden_size=8,12"])
+
+
+def test_a_retried_ray_task_skips_a_run_already_on_the_git_remote(tmp_path, monkeypatch):
+    """A task whose node died after `dvc exp push` is run again by Ray: it must find the
+    experiment's ref on the remote and stop there, not make a second run (no clone, no dvc)."""
+    import subprocess
+    import types
+
+    import agnews.ladder.cluster as cluster
+
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
+    work = tmp_path / "work"
+    subprocess.run(["git", "init", "-q", str(work)], check=True)
+    ident = ["-c", "user.name=t", "-c", "user.email=t@e"]
+    subprocess.run(
+        ["git", *ident, "commit", "-q", "--allow-empty", "-m", "x"], cwd=work, check=True
+    )
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=work, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    ref = cluster.exp_ref(commit, "done-run")
+    assert ref == f"refs/exps/{commit[:2]}/{commit[2:]}/done-run"
+    subprocess.run(["git", "push", "-q", str(origin), f"HEAD:{ref}"], cwd=work, check=True)
+    context = types.SimpleNamespace(get_node_id=lambda: "abcdef0123")
+    monkeypatch.setitem(
+        sys.modules, "ray", types.SimpleNamespace(get_runtime_context=lambda: context)
+    )
+    monkeypatch.setenv("AGNEWS_RAY_WORKDIR", str(tmp_path / "node"))
+    spec = {"commit": commit, "url": str(origin), "overrides": {}, "threads": 1}
+    result = cluster.run_on_node({**spec, "name": "done-run", "push_cache": False})
+    assert result["status"] == "exists"
+    assert "already on the git remote" in Path(result["log"]).read_text()
+    assert [p.suffix for p in (tmp_path / "node").iterdir()] == [".log"]  # nothing cloned
+
+
+def test_the_cluster_never_gets_a_password_from_the_git_remote_url(tmp_path, monkeypatch):
+    import subprocess
+
+    import pytest
+
+    from agnews.errors import AgnewsError
+    from agnews.ladder.cluster import remote_url
+
+    monkeypatch.chdir(tmp_path)
+    subprocess.run(["git", "init", "-q"], check=True)
+    (tmp_path / "origin.git").mkdir()
+    subprocess.run(["git", "remote", "add", "local", "origin.git"], check=True)
+    assert remote_url("local") == str(tmp_path / "origin.git")  # absolute for every node
+    subprocess.run(["git", "remote", "add", "user", "https://me@example.com/r.git"], check=True)
+    assert remote_url("user") == "https://me@example.com/r.git"
+    subprocess.run(
+        ["git", "remote", "add", "pw", "https://me:s3cret@example.com/r.git"], check=True
+    )
+    with pytest.raises(AgnewsError, match="password"):
+        remote_url("pw")

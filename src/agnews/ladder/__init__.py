@@ -17,6 +17,7 @@ reports/peers.json (`python -m agnews.peers`), seed repeats (experiments that di
 preset only in train.seed) as mean and standard deviation, and every other experiment.
 
 The package is split along where the work happens: `plan` (what to run: presets x seeds x
-overrides), `local` (where it runs: this machine's `dvc queue`), `experiments` (what
-`dvc exp show --json` holds), `report` (the markdown report) and `cli` (`main`).
+overrides), where it runs (`local`: this machine's `dvc queue`; `cluster`: a Ray cluster,
+`--ray auto`), `experiments` (what `dvc exp show --json` holds), `report` (the markdown report)
+and `cli` (`main`).
 """
