@@ -162,3 +162,11 @@ def test_the_cluster_never_gets_a_password_from_the_git_remote_url(tmp_path, mon
     )
     with pytest.raises(AgnewsError, match="password"):
         remote_url("pw")
+
+
+def test_a_run_takes_a_gpu_when_the_cluster_has_them_else_its_cpus():
+    from agnews.ladder.cluster import task_resources
+
+    assert task_resources({"CPU": 16.0, "GPU": 4.0}, 2) == {"num_gpus": 1, "num_cpus": 2}
+    assert task_resources({"CPU": 16.0}, 4) == {"num_cpus": 4}
+    assert task_resources({"CPU": 16.0, "GPU": 0.0}, 1) == {"num_cpus": 1}

@@ -4,7 +4,9 @@ git remote and a DVC remote in a local folder; `python -m agnews.ladder --ray` f
 runs of the fixture data out, the second node is killed (SIGKILL to its whole process group:
 raylet, workers and the run inside) while it runs one of them, and Ray runs that one again on
 the head. A fresh clone then finds every run exactly once in `dvc exp show --json`, with
-metrics. A run that fails by itself is reported once and not retried. The Ray processes are
+metrics. Each node declares one GPU, so the runs ask for `num_gpus=1` and Ray gives each its
+CUDA_VISIBLE_DEVICES (with no CUDA device there, torch trains on the CPU). A run that fails by
+itself is reported once and not retried. The Ray processes are
 stopped at the end whatever happens (the fixture's finalizer)."""
 
 from __future__ import annotations
@@ -126,7 +128,9 @@ def cluster(tmp_path) -> Iterator[Cluster]:
     )
     gcs, *ports = free_ports(8)
     address = f"127.0.0.1:{gcs}"
-    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1"]
+    # one GPU declared per node (none is there: Ray still assigns it, CUDA_VISIBLE_DEVICES=0,
+    # and torch, finding no CUDA device, trains on the CPU), so runs ask for num_gpus=1
+    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--num-gpus", "1"]
     nodes: list[Node] = []
     try:
         head = _start(
@@ -244,7 +248,9 @@ def test_ladder_fans_out_on_ray_and_survives_a_dead_node(cluster, tmp_path):
     assert re.search(
         rf"ladder: {re.escape(killed)} finished on .*; log: {cluster.head.workdir}/", text
     )
+    assert "(2 CPUs, 2 GPUs; 1 GPU per run)" in text
     rerun = _started_runs(cluster.head.workdir)[killed]
+    assert "CUDA_VISIBLE_DEVICES=0 OMP_NUM_THREADS=1" in rerun, rerun
     assert "Stage 'prepare' didn't change, skipping" in rerun, rerun
     assert "not on the DVC remote" not in rerun, rerun
     for name in NAMES:

@@ -132,7 +132,12 @@ def run_on_node(spec: dict[str, Any]) -> dict[str, Any]:
     folder = base / f"{name}-{commit[:8]}-{uuid.uuid4().hex[:8]}"
     log = folder.with_suffix(".log")
     result = {"name": name, "node": node, "log": str(log), "pid": os.getpid()}
-    log.write_text(f"{name} on {node} (pid {os.getpid()}), commit {commit}\n", encoding="utf-8")
+    devices = os.environ.get("CUDA_VISIBLE_DEVICES", "(not set)")  # set by Ray for num_gpus
+    log.write_text(
+        f"{name} on {node} (pid {os.getpid()}), commit {commit}\n"
+        f"CUDA_VISIBLE_DEVICES={devices} OMP_NUM_THREADS={spec['threads']}\n",
+        encoding="utf-8",
+    )
 
     env = {
         **os.environ,
@@ -201,6 +206,14 @@ def connect(address: str) -> Any:
     return ray
 
 
+def task_resources(cluster: dict[str, float], cpus_per_run: int) -> dict[str, float]:
+    """Ray resources of one run: a GPU when the cluster has any (Ray then gives the task its
+    own CUDA_VISIBLE_DEVICES), and `cpus_per_run` CPUs, its torch threads."""
+    if cluster.get("GPU", 0) > 0:
+        return {"num_gpus": 1, "num_cpus": cpus_per_run}
+    return {"num_cpus": cpus_per_run}
+
+
 def reuse_or_clear(wanted: dict[str, dict[str, Any]], git_remote: str) -> dict[str, dict]:
     """The runs still to make: experiments already on the git remote (or here) with the same
     params are re-used; one of the same name and other params is removed here and there."""
@@ -240,7 +253,7 @@ def run_on_ray(
     push_cache = has_dvc_remote()
     ray = connect(address)
     gpus = ray.cluster_resources().get("GPU", 0)
-    resources = {"num_gpus": 1, "num_cpus": cpus_per_run} if gpus else {"num_cpus": cpus_per_run}
+    resources = task_resources(ray.cluster_resources(), cpus_per_run)
     task = ray.remote(run_on_node).options(
         max_retries=MAX_RETRIES, retry_exceptions=False, **resources
     )
