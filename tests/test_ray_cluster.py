@@ -122,6 +122,8 @@ def cluster(tmp_path) -> Iterator[Cluster]:
     # a dead node is declared dead after ~3 s of failed health checks, not Ray's default 30 s
     env = _env(
         home,
+        # each node's own DVC settings (the test writes them): its .dvc/config.local
+        AGNEWS_DVC_CONFIG_LOCAL=str(tmp_path / "node.config.local"),
         RAY_health_check_period_ms="1000",
         RAY_health_check_timeout_ms="1000",
         RAY_health_check_failure_threshold="3",
@@ -197,11 +199,16 @@ def test_ladder_fans_out_on_ray_and_survives_a_dead_node(cluster, tmp_path):
     env = _env(cluster.home)
     dvc = [sys.executable, "-m", "dvc"]
     origin, store = tmp_path / "origin.git", tmp_path / "dvc-store"
+    # git has only a placeholder URL for the DVC remote; the real one is in each machine's
+    # .dvc/config.local (where credentials go): runs that ignored the node's file would pull
+    # nothing and push to the placeholder
+    placeholder = tmp_path / "not-the-dvc-store"
     _run(["git", "init", "-q", "--bare", "-b", "main", origin], tmp_path, env)
     a = copy_project(tmp_path / "a", {**TINY, "data.local_dir": "tests/fixtures/ag_news_sample"})
     for args in (
         ["git", "init", "-q", "-b", "main"],
-        [*dvc, "remote", "add", "-d", "storage", store],
+        [*dvc, "remote", "add", "-d", "storage", placeholder],
+        [*dvc, "remote", "modify", "--local", "storage", "url", store],
         ["git", "add", "-A"],
         ["git", "commit", "-qm", "project copy"],
         ["git", "remote", "add", "origin", origin],
@@ -218,6 +225,7 @@ def test_ladder_fans_out_on_ray_and_survives_a_dead_node(cluster, tmp_path):
     _run(["git", "add", "-A"], a, env)  # dvc.lock and prepare's metrics (cache: false)
     _run(["git", "commit", "-qm", "prepared data"], a, env)
     _run([*dvc, "push"], a, env)
+    shutil.copyfile(a / ".dvc" / "config.local", tmp_path / "node.config.local")
 
     # the cluster runs what the git remote has: an unpushed commit is refused
     refused = _run(ladder, a, driver_env, check=False)
@@ -260,6 +268,7 @@ def test_ladder_fans_out_on_ray_and_survives_a_dead_node(cluster, tmp_path):
     # a fresh clone: every run exactly once, with its metrics and its own hidden size
     b = tmp_path / "b"
     _run(["git", "clone", "-q", origin, b], tmp_path, env)
+    _run([*dvc, "remote", "modify", "--local", "storage", "url", store], b, env)
     _run([*dvc, "exp", "pull", "origin"], b, env)
     shown = _exp_show(b, env)
     print({n: len(v) for n, v in shown.items()})
@@ -278,6 +287,13 @@ def test_ladder_fans_out_on_ray_and_survives_a_dead_node(cluster, tmp_path):
     # the driver's own report lists the runs, pulled back into its repository
     report = (a / "reports" / "ladder_partial.md").read_text()
     assert all(f"| {name} |" in report for name in NAMES), report
+
+    assert not placeholder.exists()  # every node used its own DVC settings
+
+    # the same command again makes no run: the experiments are re-used
+    again = _run(ladder, a, driver_env)
+    assert all(f"re-using experiment {name}" in again.stdout for name in NAMES), again.stdout
+    assert "run(s) of" not in again.stdout
 
     # a run that fails by itself (no such data folder) is reported once and never retried
     failing = [*ladder[:-2], "--set", "data.local_dir=nowhere", "--seeds", "7"]
