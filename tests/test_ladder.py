@@ -1,21 +1,32 @@
-"""The ladder's pieces that need no DVC run: queue parsing, the worker environment."""
+"""The ladder's pieces that need no DVC run: queue states, the worker environment."""
 
 import os
 import sys
 from pathlib import Path
 
-from agnews.ladder import queue_states, worker_env
+from agnews.ladder.local import queue_states, worker_env
 
 
-def test_queue_status_is_parsed_by_name():
-    text = (
-        "Task     Name      Created    Status\n"
-        "aaee2a2  badone    07:55 AM   Failed\n"
-        "f55d3bc  goodone   07:55 AM   Success\n"
-        "0c1d2e3  later     07:56 AM   Queued\n"
-        "\nWorker status: 0 active, 0 idle\n"
-    )
-    assert queue_states(text) == {"badone": "Failed", "goodone": "Success", "later": "Queued"}
+def test_queue_status_is_read_by_name():
+    """What DVC's queue API returns (`celery_queue.status()`), a task without a name skipped."""
+    entries = [
+        {"rev": "aaee2a2f", "name": "badone", "timestamp": None, "status": "Failed"},
+        {"rev": "f55d3bc0", "name": "goodone", "timestamp": None, "status": "Success"},
+        {"rev": "0c1d2e30", "name": "later", "timestamp": None, "status": "Queued"},
+        {"rev": "0c1d2e31", "name": None, "timestamp": None, "status": "Running"},
+    ]
+    assert queue_states(entries) == {"badone": "Failed", "goodone": "Success", "later": "Queued"}
+
+
+def test_queue_snapshot_reads_an_empty_queue(tmp_path):
+    """The queue's API on a real (empty) repository: no tasks, no workers."""
+    import subprocess
+
+    from agnews.ladder.local import queue_snapshot
+
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=tmp_path, check=True)
+    assert queue_snapshot(str(tmp_path)) == ({}, 0)
 
 
 def test_workers_find_this_environments_dvc_and_share_the_cores(monkeypatch):
@@ -33,7 +44,7 @@ def test_starting_the_queue_does_not_wait_for_the_workers_it_leaves_running():
     import subprocess
     import time
 
-    from agnews.ladder import start_queue
+    from agnews.ladder.local import start_queue
 
     worker = (
         "import subprocess, sys; "
@@ -48,7 +59,7 @@ def test_starting_the_queue_does_not_wait_for_the_workers_it_leaves_running():
 def test_seed_repeats_are_named_after_the_preset(params):
     from helpers import ROOT
 
-    from agnews.ladder import wanted_params
+    from agnews.ladder.plan import wanted_params
     from agnews.presets import load_presets
 
     presets = load_presets(ROOT / "presets.yaml")
@@ -62,3 +73,100 @@ def test_seed_repeats_are_named_after_the_preset(params):
 
     with pytest.raises(ConfigError, match=r"train\.seed"):
         wanted_params(["rnn_max"], presets, params, {}, seeds=[-1])
+
+
+def test_comma_separated_set_values_make_a_grid_named_after_the_key(params):
+    from helpers import ROOT
+
+    from agnews.ladder.plan import parse_grid, split_values, wanted_params
+    from agnews.presets import load_presets
+
+    assert split_values("128,256") == ["128", "256"]
+    assert split_values("[1,2],'a,b'") == ["[1,2]", "'a,b'"]  # lists and quoted text stay whole
+    grid = parse_grid(["model.hidden_size=8,12", "train.epochs=1", "train.lr=0.1,0.01"])
+    assert grid == [
+        ("-hidden_size8-lr0.1", {"model.hidden_size": 8, "train.epochs": 1, "train.lr": 0.1}),
+        ("-hidden_size8-lr0.01", {"model.hidden_size": 8, "train.epochs": 1, "train.lr": 0.01}),
+        ("-hidden_size12-lr0.1", {"model.hidden_size": 12, "train.epochs": 1, "train.lr": 0.1}),
+        ("-hidden_size12-lr0.01", {"model.hidden_size": 12, "train.epochs": 1, "train.lr": 0.01}),
+    ]
+    assert parse_grid(["train.epochs=1"]) == [("", {"train.epochs": 1})]  # no grid: same names
+    presets = load_presets(ROOT / "presets.yaml")
+    wanted = wanted_params(
+        ["rnn_max"], presets, params, {}, seeds=[53, 1], grid=parse_grid(["model.hidden_size=8,12"])
+    )
+    assert list(wanted) == [
+        "rnn_max-hidden_size8", "rnn_max-hidden_size8-s1",
+        "rnn_max-hidden_size12", "rnn_max-hidden_size12-s1",
+    ]  # fmt: skip
+    assert [w["model.hidden_size"] for w in wanted.values()] == [8, 8, 12, 12]
+    import pytest
+
+    from agnews.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"expected section\.key=value"):
+        parse_grid(["hidden_size=8,12"])
+
+
+def test_a_retried_ray_task_skips_a_run_already_on_the_git_remote(tmp_path, monkeypatch):
+    """A task whose node died after `dvc exp push` is run again by Ray: it must find the
+    experiment's ref on the remote and stop there, not make a second run (no clone, no dvc)."""
+    import subprocess
+    import types
+
+    import agnews.ladder.cluster as cluster
+
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
+    work = tmp_path / "work"
+    subprocess.run(["git", "init", "-q", str(work)], check=True)
+    ident = ["-c", "user.name=t", "-c", "user.email=t@e"]
+    subprocess.run(
+        ["git", *ident, "commit", "-q", "--allow-empty", "-m", "x"], cwd=work, check=True
+    )
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=work, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    ref = cluster.exp_ref(commit, "done-run")
+    assert ref == f"refs/exps/{commit[:2]}/{commit[2:]}/done-run"
+    subprocess.run(["git", "push", "-q", str(origin), f"HEAD:{ref}"], cwd=work, check=True)
+    context = types.SimpleNamespace(get_node_id=lambda: "abcdef0123")
+    monkeypatch.setitem(
+        sys.modules, "ray", types.SimpleNamespace(get_runtime_context=lambda: context)
+    )
+    monkeypatch.setenv("AGNEWS_RAY_WORKDIR", str(tmp_path / "node"))
+    spec = {"commit": commit, "url": str(origin), "overrides": {}, "threads": 1}
+    result = cluster.run_on_node({**spec, "name": "done-run", "push_cache": False})
+    assert result["status"] == "exists"
+    assert "already on the git remote" in Path(result["log"]).read_text()
+    assert [p.suffix for p in (tmp_path / "node").iterdir()] == [".log"]  # nothing cloned
+
+
+def test_the_cluster_never_gets_a_password_from_the_git_remote_url(tmp_path, monkeypatch):
+    import subprocess
+
+    import pytest
+
+    from agnews.errors import AgnewsError
+    from agnews.ladder.cluster import remote_url
+
+    monkeypatch.chdir(tmp_path)
+    subprocess.run(["git", "init", "-q"], check=True)
+    (tmp_path / "origin.git").mkdir()
+    subprocess.run(["git", "remote", "add", "local", "origin.git"], check=True)
+    assert remote_url("local") == str(tmp_path / "origin.git")  # absolute for every node
+    subprocess.run(["git", "remote", "add", "user", "https://me@example.com/r.git"], check=True)
+    assert remote_url("user") == "https://me@example.com/r.git"
+    subprocess.run(
+        ["git", "remote", "add", "pw", "https://me:s3cret@example.com/r.git"], check=True
+    )
+    with pytest.raises(AgnewsError, match="password"):
+        remote_url("pw")
+
+
+def test_a_run_takes_a_gpu_when_the_cluster_has_them_else_its_cpus():
+    from agnews.ladder.cluster import task_resources
+
+    assert task_resources({"CPU": 16.0, "GPU": 4.0}, 2) == {"num_gpus": 1, "num_cpus": 2}
+    assert task_resources({"CPU": 16.0}, 4) == {"num_cpus": 4}
+    assert task_resources({"CPU": 16.0, "GPU": 0.0}, 1) == {"num_cpus": 1}

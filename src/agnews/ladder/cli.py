@@ -1,0 +1,96 @@
+"""`python -m agnews.ladder`: plan the runs, run them on the chosen backend, write the report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import agnews.ladder
+from agnews.errors import AgnewsError, ConfigError
+from agnews.ladder.local import queue_ladder, run_queue
+from agnews.ladder.plan import parse_grid, wanted_params
+from agnews.ladder.report import write_report
+from agnews.presets import committed_params, load_presets
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m agnews.ladder",
+        description=agnews.ladder.__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--jobs", "-j", type=int, default=1, help="experiments run at once")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra -S override for every preset (repeatable), e.g. data.local_dir=...; "
+        "comma-separated values make a grid: model.hidden_size=128,256 runs each preset "
+        "twice, as <preset>-hidden_size128 and <preset>-hidden_size256",
+    )
+    parser.add_argument("--presets", help="comma-separated subset (default: all)")
+    parser.add_argument(
+        "--seeds",
+        help="comma-separated train.seed values: one run per preset and seed, reported as "
+        "mean and standard deviation (e.g. 53,1,2)",
+    )
+    parser.add_argument("--report-only", action="store_true", help="only rewrite the report")
+    parser.add_argument("--out", type=Path, help="report file (default: see above)")
+    parser.add_argument(
+        "--rev", help="with --report-only: report the experiments of this commit (default HEAD)"
+    )
+    parser.add_argument(
+        "--commits",
+        type=int,
+        default=1,
+        help="also report experiments of this many commits back from --rev (default 1: only it)",
+    )
+    parser.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run on a Ray cluster instead of the local dvc queue: `auto` (the cluster this "
+        "machine belongs to, else Ray's local one), `local`, or host:port (needs the "
+        "[cluster] extra; see README: On a cluster)",
+    )
+    parser.add_argument(
+        "--git-remote",
+        default="origin",
+        help="with --ray: the git remote the nodes clone and push experiments to (default origin)",
+    )
+    parser.add_argument(
+        "--cpus-per-run",
+        type=int,
+        default=1,
+        help="with --ray on CPU nodes: the CPUs (and torch threads) of each run (default 1)",
+    )
+    args = parser.parse_args(argv)
+    failed: list[str] = []
+    try:
+        presets = load_presets()
+        names = args.presets.split(",") if args.presets else list(presets)
+        for name in names:
+            if name not in presets:
+                raise ConfigError(f"unknown preset {name!r}; valid presets: {', '.join(presets)}")
+        if not args.report_only:
+            base = committed_params("params.yaml")
+            seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else None
+            wanted = wanted_params(names, presets, base, {}, seeds, grid=parse_grid(args.set))
+            if args.ray:
+                from agnews.ladder.cluster import run_on_ray
+
+                failed = run_on_ray(wanted, args.ray, args.git_remote, args.cpus_per_run)
+            else:
+                queued = queue_ladder(wanted)
+                if queued:
+                    failed = run_queue(queued, args.jobs)
+        report = write_report(presets, args.out, rev=args.rev, commits=args.commits)
+    except AgnewsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"ladder: report written to {report}")
+    if failed:
+        print(f"error: {len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
