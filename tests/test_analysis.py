@@ -170,7 +170,14 @@ def test_evaluate_writes_every_analysis_output(trained_model, prepared_dir, tmp_
 
     assert json.loads(paths.calibration.read_text()) == calibration
     assert calibration["ece_bins"] == 10 and 0 <= calibration["val"]["ece"] <= 1
-    splits = {line.split(",")[0] for line in paths.reliability.read_text().splitlines()[1:]}
+    table = [line.split(",") for line in paths.reliability.read_text().splitlines()[1:]]
+    splits = {t[0] for t in table}
+    # predictions.csv holds the probabilities the shown split's reliability rows describe:
+    # calibrated ones when evaluate.calibrate
+    shown = "test_calibrated" if calibrate else "test"
+    confidence = sum(float(t[2]) * int(t[4]) for t in table if t[0] == shown) / len(rows)
+    top = np.mean([max(float(r[_column(n)]) for n in names) for r in rows])
+    assert confidence == pytest.approx(top, abs=2e-4)
     if calibrate:
         assert splits == {"val", "test", "val_calibrated", "test_calibrated"}
         assert calibration["temperature"] > 0
