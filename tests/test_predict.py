@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from helpers import ROOT
@@ -168,3 +169,17 @@ def test_an_older_checkpoint_without_vocabularies_is_one_error_line(trained_mode
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("error: old.pt: checkpoint format 2, written before the ")
     assert proc.stderr.count("\n") == 1 and "retrain it" in proc.stderr
+
+
+def test_temperature_softens_the_probabilities_without_changing_labels(trained_model, capsys):
+    texts = ["Stocks rally as oil prices fall", "Federer wins the final", "NASA probe"]
+    plain = Predictor(trained_model, "cpu").predict(texts)
+    warm = Predictor(trained_model, "cpu", temperature=2.0).predict(texts)
+    for a, b in zip(plain, warm, strict=True):
+        assert a.label == b.label
+        p = np.array(list(a.probabilities.values()))
+        expected = np.sqrt(p) / np.sqrt(p).sum()  # softmax(z / 2) from softmax(z)
+        assert np.allclose(list(b.probabilities.values()), expected, atol=2e-3)
+        assert max(b.probabilities.values()) < max(a.probabilities.values())
+    assert main(["--model", str(trained_model), "--temperature", "0", "x"]) == 2
+    assert capsys.readouterr().err == "error: --temperature: 0.0 is not a positive number\n"

@@ -75,6 +75,7 @@ def test_health_names_the_model(server, trained_model):
     assert model["md5"] == file_digests(trained_model)["md5"]
     assert model["classes"] == ["World", "Sports", "Business", "Sci/Tech"]
     assert model["format"] == 3 and model["model_config"]["cell"] == "rnn"
+    assert model["temperature"] == 1.0
     assert body["limits"] == {"max_body_bytes": 20_000, "max_batch": 8}
 
 

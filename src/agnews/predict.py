@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -47,7 +48,10 @@ class Prediction:
 class Predictor:
     """A checkpoint with the vocabularies it was trained with, ready to classify texts."""
 
-    def __init__(self, model_path: str | Path, device: str = "auto"):
+    def __init__(self, model_path: str | Path, device: str = "auto", temperature: float = 1.0):
+        if not (temperature > 0 and math.isfinite(temperature)):
+            raise DataError(f"--temperature: {temperature} is not a positive number")
+        self.temperature = temperature  # logits are divided by it (evaluate.calibrate fits it)
         self.device = pick_device(device, "--device")
         self.model, self.payload, self.vocabs = load_model(model_path, None, self.device)
         self.class_names: list[str] = self.payload["class_names"]
@@ -71,7 +75,8 @@ class Predictor:
         if ids:
             shard = shard_from_ids(ids, [0] * len(ids), bags if self.vocabs.ngrams else None)
             batch = make_batch(shard, np.arange(len(ids)), self.model.inputs).to(self.device)
-            probs = torch.softmax(self.model.classify(batch).float(), dim=1).cpu()  # (B, C)
+            logits = self.model.classify(batch).float() / self.temperature  # (B, C)
+            probs = torch.softmax(logits, dim=1).cpu()  # (B, C)
             cap = self.model.inputs.cap
             for row, i in enumerate(where):
                 p = {
@@ -135,6 +140,13 @@ def main(argv: list[str] | None = None) -> int:
         default="auto",
         help="where the model runs (default auto: CUDA when present)",
     )
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        help="divide the logits by this (the `temperature` of metrics/calibration.json, "
+        "fitted on validation with evaluate.calibrate); default 1: the model's own",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object per text")
     parser.add_argument(
         "--batch-size", type=int, default=512, help="lines classified at once (default 512)"
@@ -145,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     printed = 0
     try:
         model_path = args.model or load_params(args.params).paths.model
-        predictor = Predictor(model_path, args.device)
+        predictor = Predictor(model_path, args.device, args.temperature)
         if args.texts:
             texts: Iterable[str] = args.texts
             source = None

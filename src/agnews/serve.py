@@ -8,7 +8,7 @@ POST /predict  {"texts": ["Stocks rally as oil falls", ...]}
                    "model": "<md5 of the checkpoint>"}
 GET  /health   -> the model's identity: its file's md5 (the hash dvc.lock records for it) and
                   sha256, experiment name (--name), classes, model config, best validation
-                  accuracy, device
+                  accuracy, device, temperature
 
 The checkpoint is loaded once, at start. Requests are bounded: a body over --max-body-bytes is
 refused with 413 before it is read whole, as is a list of more than --max-batch texts. Every
@@ -75,6 +75,7 @@ def identity(predictor: Predictor, model_path: str | Path, name: str | None) -> 
         "ensemble": payload.get("ensemble", 1),
         "best_val_acc": payload.get("best", {}).get("best_val_acc"),
         "device": str(predictor.device),
+        "temperature": predictor.temperature,
     }
 
 
@@ -180,6 +181,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address (default %(default)s)")
     parser.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        help="divide the logits by this (metrics/calibration.json's `temperature`); default 1",
+    )
     parser.add_argument("--max-batch", type=int, default=Limits.max_batch, help="texts/request")
     parser.add_argument(
         "--max-body-bytes", type=int, default=Limits.max_body_bytes, help="bytes/request"
@@ -194,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         model_path = args.model or load_params(args.params).paths.model
-        predictor = Predictor(model_path, args.device)
+        predictor = Predictor(model_path, args.device, args.temperature)
         ident = identity(predictor, model_path, args.name)
     except AgnewsError as exc:
         print(f"error: {exc}", file=sys.stderr)
