@@ -30,7 +30,9 @@ def main(args: Namespace, cfg: Config) -> None:
         args.model, args.data, args.metrics, args.confusion, analysis, cfg.evaluate
     )
     print(f"evaluate: test accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}")
-    line = f"evaluate: ECE ({c['ece_binning']}) val {c['val']['ece']:.4f}"
+    bins = cfg.evaluate.ece_bins
+    line = f"evaluate: ECE ({bins} equal-width bins of the top-class probability) val "
+    line += f"{c['val']['ece']:.4f}"
     if "temperature" in c:
         line += f" -> {c['val_calibrated']['ece']:.4f} at temperature {c['temperature']:.3f}"
     print(line)

@@ -169,9 +169,14 @@ def test_evaluate_writes_every_analysis_output(trained_model, prepared_dir, tmp_
     assert per_class[1] == f"World,precision,{metrics['per_class']['World']['precision']:.4f}"
 
     assert json.loads(paths.calibration.read_text()) == calibration
-    assert calibration["ece_bins"] == 10 and 0 <= calibration["val"]["ece"] <= 1
+    assert 0 <= calibration["val"]["ece"] <= 1 and 0 <= calibration["test"]["ece"] <= 1
+
     table = [line.split(",") for line in paths.reliability.read_text().splitlines()[1:]]
     splits = {t[0] for t in table}
+    val_bins = [(int(t[4]), float(t[2]), float(t[3])) for t in table if t[0] == "val"]
+    n_val = sum(n for n, _, _ in val_bins)
+    ece = sum(n / n_val * abs(acc - conf) for n, conf, acc in val_bins)
+    assert calibration["val"]["ece"] == pytest.approx(ece, abs=1e-3)  # the diagram's rows
     # predictions.csv holds the probabilities the shown split's reliability rows describe:
     # calibrated ones when evaluate.calibrate
     shown = "test_calibrated" if calibrate else "test"
