@@ -3,6 +3,7 @@ same size), a damaged file of the same size, or an older format is one clear err
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -11,7 +12,6 @@ import torch
 from agnews.checkpoints import CHECKPOINT_FORMAT, load_model, read_checkpoint
 from agnews.errors import DataError
 from agnews.evaluation import evaluate_checkpoint
-from agnews.predict import main as predict_main
 from agnews.vocab import Vocab
 
 CPU = torch.device("cpu")
@@ -34,7 +34,7 @@ def test_loads_with_its_own_vocabulary(copied):
     assert payload["vocab"]["words"]["sha256"] == vocabs.words.digest
 
 
-def test_a_vocabulary_of_the_same_size_from_another_run_is_refused(copied, capsys):
+def test_a_vocabulary_of_the_same_size_from_another_run_is_refused(copied, tmp_path):
     model_path, data = copied
     vocab = Vocab.load(data / "vocab.json")
     swapped = list(vocab.itos)
@@ -42,10 +42,61 @@ def test_a_vocabulary_of_the_same_size_from_another_run_is_refused(copied, capsy
     Vocab(tuple(swapped)).save(data / "vocab.json")
     with pytest.raises(DataError, match="trained with another words vocabulary"):
         load_model(model_path, data, CPU)
-    # predict says so in one line and exits non-zero instead of printing wrong labels
-    assert predict_main(["--model", str(model_path), "--data", str(data), "a headline"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and "another words vocabulary" in err and err.count("\n") == 1
+    # evaluate, which reads that folder's shards, refuses it instead of scoring wrong ids
+    with pytest.raises(DataError, match="trained with another words vocabulary"):
+        evaluate_checkpoint(model_path, data, tmp_path / "m.json", tmp_path / "c.csv", 64)
+    assert not (tmp_path / "m.json").exists()
+    # the checkpoint alone still predicts: it carries its own vocabulary
+    _, _, vocabs = load_model(model_path, None, CPU)
+    assert vocabs.words.itos == vocab.itos
+
+
+def test_the_vocabulary_travels_inside_the_checkpoint(copied):
+    model_path, data = copied
+    payload = torch.load(model_path, weights_only=True)
+    assert payload["vocab_files"] == {"words": (data / "vocab.json").read_text(encoding="utf-8")}
+    _, _, vocabs = load_model(model_path, None, CPU)
+    assert vocabs.words.digest == payload["vocab"]["words"]["sha256"]
+
+
+def _resaved(model_path, tmp_path, change) -> object:
+    """The checkpoint re-saved (valid zip checksums) with `change` applied to its payload."""
+    payload = torch.load(model_path, weights_only=True)
+    change(payload)
+    out = tmp_path / "changed.pt"
+    torch.save(payload, out)
+    return out
+
+
+def test_a_carried_vocabulary_that_fails_its_digest_is_refused(copied, tmp_path):
+    model_path, _ = copied
+
+    def swap_two_words(payload):
+        text = payload["vocab_files"]["words"]
+        i = text.index('"', text.index("<eos>") + 8) + 1  # first letter of the first word
+        payload["vocab_files"]["words"] = text[:i] + chr(ord(text[i]) ^ 1) + text[i + 1 :]
+
+    with pytest.raises(DataError, match=r"changed\.pt: the words vocabulary inside .* damaged"):
+        load_model(_resaved(model_path, tmp_path, swap_two_words), None, CPU)
+
+
+@pytest.mark.parametrize(
+    ("text", "expect"),
+    [
+        ("not json", "cannot read vocabulary"),
+        ('{"itos": [1, 2]}', "`itos` is not a list of strings"),
+        ('{"words": []}', "cannot read vocabulary"),
+    ],
+)
+def test_a_carried_vocabulary_of_another_format_is_refused(copied, tmp_path, text, expect):
+    model_path, _ = copied
+
+    def replace(payload):
+        payload["vocab_files"]["words"] = text
+
+    where = r"changed\.pt \(words vocabulary\): .*"
+    with pytest.raises(DataError, match=where + re.escape(expect)):
+        load_model(_resaved(model_path, tmp_path, replace), None, CPU)
 
 
 def test_a_vocabulary_damaged_in_place_is_refused(copied):
@@ -76,7 +127,12 @@ def test_an_older_format_asks_for_retraining(copied, tmp_path):
     payload["format"] = 1
     old = tmp_path / "old.pt"
     torch.save(payload, old)
-    with pytest.raises(DataError, match=r"format 1, this version of agnews reads format 2"):
+    with pytest.raises(DataError, match=r"format 1, this version of agnews reads format 3"):
+        read_checkpoint(old, CPU)
+    payload["format"] = 2  # format 2: the vocabularies' digests, not the vocabularies
+    del payload["vocab_files"]
+    torch.save(payload, old)
+    with pytest.raises(DataError, match=r"format 2, written before the vocabularies travelled"):
         read_checkpoint(old, CPU)
     torch.save({"not": "ours"}, old)
     with pytest.raises(DataError, match="not an agnews checkpoint"):

@@ -192,6 +192,9 @@ OUT_OF_RANGE = [
     ("train.ngram_weight_decay", -1e-4),
     ("train.ensemble", 0),
     ("evaluate.batch_size", 0),
+    ("evaluate.calibrate", "yes"),
+    ("evaluate.ece_bins", 1),
+    ("evaluate.error_examples", 0),
 ]
 
 

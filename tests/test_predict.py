@@ -2,16 +2,22 @@
 
 import io
 import json
+import os
+import shutil
+import subprocess
 import sys
 
+import numpy as np
 import pytest
+import torch
+from helpers import ROOT
 
 from agnews.predict import Predictor, main
 
 
 @pytest.fixture
-def cli(trained_model, prepared_dir):
-    base = ["--model", str(trained_model), "--data", str(prepared_dir)]
+def cli(trained_model):
+    base = ["--model", str(trained_model)]
 
     def run(*args, stdin: bytes | None = None, monkeypatch=None):
         return main([*base, *args])
@@ -68,15 +74,15 @@ def test_bad_stdin_is_a_clear_error(cli, capsys, monkeypatch, data, expect):
     assert err.startswith("error: ") and expect in err
 
 
-def test_punctuation_only_and_very_long_texts(trained_model, prepared_dir):
-    predictor = Predictor(trained_model, prepared_dir)
+def test_punctuation_only_and_very_long_texts(trained_model):
+    predictor = Predictor(trained_model)
     empty, long = predictor.predict(["?!...", "market " * 5000])
     assert empty.label is None and "no words" in empty.note
     assert long.label is not None and long.note == "truncated to 256 tokens"
 
 
-def test_missing_model_is_a_clear_error(capsys, tmp_path, prepared_dir):
-    args = ["--model", str(tmp_path / "none.pt"), "--data", str(prepared_dir)]
+def test_missing_model_is_a_clear_error(capsys, tmp_path):
+    args = ["--model", str(tmp_path / "none.pt")]
     assert main([*args, "text"]) == 2
     assert "none.pt: missing; run the train stage first" in capsys.readouterr().err
 
@@ -84,8 +90,6 @@ def test_missing_model_is_a_clear_error(capsys, tmp_path, prepared_dir):
 def _predict_rss(args: list[str], lines: int, tmp_path) -> tuple[int, int]:
     """(peak RSS in MiB of a `python -m agnews.predict` process, output rows) for `lines`
     input lines, some of them blank."""
-    import subprocess
-
     src = tmp_path / f"in-{lines}.txt"
     with open(src, "w") as f:
         for i in range(lines):
@@ -110,11 +114,72 @@ def _predict_rss(args: list[str], lines: int, tmp_path) -> tuple[int, int]:
     return int(proc.stderr.strip().splitlines()[-1]) // 1024, rows
 
 
-def test_large_inputs_stream_with_bounded_memory_one_row_per_line(
-    trained_model, prepared_dir, tmp_path
-):
-    args = ["--model", str(trained_model), "--data", str(prepared_dir)]
+def test_large_inputs_stream_with_bounded_memory_one_row_per_line(trained_model, tmp_path):
+    args = ["--model", str(trained_model)]
     small_rss, small_rows = _predict_rss(args, 2_000, tmp_path)
     big_rss, big_rows = _predict_rss(args, 100_000, tmp_path)
     assert (small_rows, big_rows) == (2_000, 100_000)
     assert big_rss - small_rss < 100, (small_rss, big_rss)  # MiB: not growing with the input
+
+
+def _run_predict(args: list[str], cwd) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "agnews.predict", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_the_checkpoint_alone_is_enough(trained_model, tmp_path, capsys):
+    """Copied alone into an empty folder (no params.yaml, no prepared data), the checkpoint
+    classifies exactly as it does beside the data it was trained from."""
+    alone = tmp_path / "elsewhere"
+    alone.mkdir()
+    shutil.copy(trained_model, alone / "model.pt")
+    texts = ["Stocks rally as oil prices fall", "Federer wins the final"]
+    proc = _run_predict(["--model", "model.pt", "--device", "cpu", "--json", *texts], alone)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in alone.iterdir()) == ["model.pt"]
+    here = [p.__dict__ for p in Predictor(trained_model, "cpu").predict(texts)]
+    assert [json.loads(line) for line in proc.stdout.splitlines()] == here
+
+
+def test_device_flag(trained_model, capsys):
+    assert main(["--model", str(trained_model), "--device", "cpu", "Markets slide"]) == 0
+    assert capsys.readouterr().out.startswith(("World\t", "Sports\t", "Business\t", "Sci/Tech\t"))
+    code = main(["--model", str(trained_model), "--device", "cuda", "Markets slide"])
+    if torch.cuda.is_available():
+        assert code == 0
+    else:
+        assert code == 2
+        err = capsys.readouterr().err
+        assert err == "error: --device: 'cuda' requested but no CUDA device is available\n"
+
+
+def test_an_older_checkpoint_without_vocabularies_is_one_error_line(trained_model, tmp_path):
+    payload = torch.load(trained_model, weights_only=True)
+    del payload["vocab_files"]
+    payload["format"] = 2
+    torch.save(payload, tmp_path / "old.pt")
+    proc = _run_predict(["--model", "old.pt", "a headline"], tmp_path)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("error: old.pt: checkpoint format 2, written before the ")
+    assert proc.stderr.count("\n") == 1 and "retrain it" in proc.stderr
+
+
+def test_temperature_softens_the_probabilities_without_changing_labels(trained_model, capsys):
+    texts = ["Stocks rally as oil prices fall", "Federer wins the final", "NASA probe"]
+    plain = Predictor(trained_model, "cpu").predict(texts)
+    warm = Predictor(trained_model, "cpu", temperature=2.0).predict(texts)
+    for a, b in zip(plain, warm, strict=True):
+        assert a.label == b.label
+        p = np.array(list(a.probabilities.values()))
+        expected = np.sqrt(p) / np.sqrt(p).sum()  # softmax(z / 2) from softmax(z)
+        assert np.allclose(list(b.probabilities.values()), expected, atol=2e-3)
+        assert max(b.probabilities.values()) < max(a.probabilities.values())
+    assert main(["--model", str(trained_model), "--temperature", "0", "x"]) == 2
+    assert capsys.readouterr().err == "error: --temperature: 0.0 is not a positive number\n"

@@ -234,8 +234,11 @@ def test_the_ngram_paths_train_and_their_checkpoint_binds_both_vocabularies(
         out / "model.pt", prepared_with_ngrams, out / "m.json", out / "c.csv", 64
     )
     assert m["n_test"] == 200
-    args = ["--model", str(out / "model.pt"), "--data", str(prepared_with_ngrams), "Oil prices"]
-    assert predict_main(args) == 0
+    # the checkpoint carries ngrams.json too: it alone predicts, with the same n-grams
+    assert payload["vocab_files"]["ngrams"] == (prepared_with_ngrams / "ngrams.json").read_text()
+    _, _, carried = load_model(out / "model.pt", None, torch.device("cpu"))
+    assert carried == vocabs
+    assert predict_main(["--model", str(out / "model.pt"), "Oil prices"]) == 0
     assert capsys.readouterr().out.count("\n") == 1
     # the same checkpoint beside data prepared without n-grams: one clear error
     from agnews.errors import DataError
@@ -289,7 +292,7 @@ def test_an_ensemble_averages_members_from_consecutive_seeds(
     assert "members_mean_val_acc" in summary
     assert 0 < summary["best_epoch"] <= cfg.epochs  # the members' mean best epoch
     assert summary["best_val_loss"] != round(summary["best_val_loss"])  # 6 digits, not 0
-    args = ["--model", str(out / "m.pt"), "--data", str(prepared_dir), "--json", "Oil prices"]
+    args = ["--model", str(out / "m.pt"), "--json", "Oil prices"]
     assert predict_main(args) == 0
     probs = json.loads(capsys.readouterr().out)["probabilities"]
     assert abs(sum(probs.values()) - 1) < 0.01

@@ -1,10 +1,13 @@
-"""Checkpoints that carry their own model config, input settings and vocabulary binding.
+"""Checkpoints that carry their own model config, input settings and vocabularies.
 
 They hold only tensors and plain Python values, so they load with `weights_only=True`, and a
 model is always rebuilt from the config it was trained with, never from today's params.yaml.
-A checkpoint records the digests of the vocabularies it was trained with: loading it beside
-any other vocabulary (another prepare run, or a file corrupted in place) is an error, as is a
-checkpoint of another format or one whose bytes are damaged.
+A checkpoint is self-contained: it holds the text of the vocabularies it was trained with
+(vocab.json, and ngrams.json for the n-gram paths) and their SHA-256 digests, so the one file
+classifies text anywhere; vocabularies that no longer match their digests (damage) are refused.
+Loaded beside a prepared folder (evaluate), that folder's vocabularies must be the very same
+(another prepare run, or a file corrupted in place, is an error), as must the format; a
+checkpoint whose bytes are damaged is an error too.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from agnews.models import Ensemble, TextClassifier
 from agnews.vocab import NgramVocab, Vocab
 
 # 2: input settings and vocabulary digests stored with the model (format 1 had neither)
-CHECKPOINT_FORMAT = 2
+# 3: the vocabularies themselves travel inside the checkpoint (format 2 had only their digests)
+CHECKPOINT_FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,21 @@ class Vocabularies:
         prepared_dir = Path(prepared_dir)
         ngrams = NgramVocab.load(prepared_dir / "ngrams.json") if with_ngrams else None
         return cls(Vocab.load(prepared_dir / "vocab.json"), ngrams)
+
+    def files(self) -> dict[str, str]:
+        """The vocabulary files' text, as a checkpoint carries them."""
+        out = {"words": self.words.to_json()}
+        if self.ngrams is not None:
+            out["ngrams"] = self.ngrams.to_json()
+        return out
+
+    @classmethod
+    def from_files(cls, files: dict[str, str], where: str) -> Vocabularies:
+        words = Vocab.from_json(files["words"], f"{where} (words vocabulary)")
+        ngrams = None
+        if "ngrams" in files:
+            ngrams = NgramVocab.from_json(files["ngrams"], f"{where} (n-gram vocabulary)")
+        return cls(words, ngrams)
 
     def binding(self) -> dict[str, Any]:
         """What a checkpoint records to recognise these vocabularies again."""
@@ -63,6 +82,7 @@ def save_checkpoint(
         "ensemble": len(model.members) if isinstance(model, Ensemble) else 1,
         "inputs": dataclasses.asdict(model.inputs),
         "vocab": vocabs.binding(),
+        "vocab_files": vocabs.files(),
         "num_classes": NUM_CLASSES,
         "class_names": list(CLASS_NAMES),
         **extra,
@@ -122,6 +142,12 @@ def read_checkpoint(path: str | Path, device: torch.device) -> dict[str, Any]:
         ) from None
     if not isinstance(payload, dict) or "format" not in payload:
         raise DataError(f"{path}: not an agnews checkpoint")
+    if payload["format"] == 2:
+        raise DataError(
+            f"{path}: checkpoint format 2, written before the vocabularies travelled inside the "
+            f"checkpoint (this version of agnews reads format {CHECKPOINT_FORMAT}); retrain it "
+            "(dvc repro -f -s train)"
+        )
     if payload["format"] != CHECKPOINT_FORMAT:
         raise DataError(
             f"{path}: checkpoint format {payload['format']!r}, this version of agnews reads "
@@ -145,11 +171,37 @@ def check_binding(payload: dict, vocabs: Vocabularies, model_path: Path, where: 
             )
 
 
+def carried_vocabularies(payload: dict, model_path: Path) -> Vocabularies:
+    """The vocabularies inside the checkpoint, refused unless they match the digests saved
+    beside them."""
+    files = payload["vocab_files"]
+    if not isinstance(files, dict) or set(files) != set(payload["vocab"]):
+        raise DataError(
+            f"{model_path}: the checkpoint carries vocabularies {sorted(files)} but was trained "
+            f"with {sorted(payload['vocab'])} (damaged?); retrain it (dvc repro -f -s train)"
+        )
+    if not all(isinstance(text, str) for text in files.values()):
+        raise DataError(f"{model_path}: the checkpoint's vocabularies are not text (damaged?)")
+    vocabs = Vocabularies.from_files(files, str(model_path))
+    have = vocabs.binding()
+    for kind, want in payload["vocab"].items():
+        if have[kind] != want:
+            raise DataError(
+                f"{model_path}: the {kind} vocabulary inside the checkpoint ({have[kind]['size']} "
+                f"entries, sha256 {have[kind]['sha256'][:12]}) is not the one it was trained "
+                f"with ({want['size']} entries, sha256 {want['sha256'][:12]}): the file is "
+                "damaged; retrain it (dvc repro -f -s train) or restore it (dvc checkout)"
+            )
+    return vocabs
+
+
 def load_model(
-    model_path: str | Path, prepared_dir: str | Path, device: torch.device
+    model_path: str | Path, prepared_dir: str | Path | None, device: torch.device
 ) -> tuple[TextClassifier, dict, Vocabularies]:
     """(model, or Ensemble, in eval mode; payload; vocabularies) for the checkpoint at
-    `model_path` and the prepared folder whose vocabularies it must have been trained with."""
+    `model_path`, which carries its own vocabularies. With `prepared_dir` (evaluate, which
+    reads that folder's shards), the folder's vocabularies must be the ones it was trained
+    with."""
     model_path = Path(model_path)
     payload = read_checkpoint(model_path, device)
     try:
@@ -163,9 +215,10 @@ def load_model(
             )
         cfg = ModelConfig(**payload["model_config"])
         inputs = InputSpec(**payload["inputs"])
-        want = payload["vocab"]
-        vocabs = Vocabularies.load(prepared_dir, with_ngrams="ngrams" in want)
-        check_binding(payload, vocabs, model_path, Path(prepared_dir))
+        vocabs = carried_vocabularies(payload, model_path)
+        if prepared_dir is not None:
+            prepared = Vocabularies.load(prepared_dir, with_ngrams="ngrams" in payload["vocab"])
+            check_binding(payload, prepared, model_path, Path(prepared_dir))
         bag_size = len(vocabs.ngrams) if vocabs.ngrams is not None else None
         members = [
             TextClassifier(cfg, len(vocabs.words), inputs, bag_size, payload["num_classes"])

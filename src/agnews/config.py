@@ -84,6 +84,11 @@ class PathsConfig:
     train_state: str  # resumable training state (train.resume), deleted when training ends
     test_metrics: str  # evaluate's metrics JSON
     confusion: str  # evaluate's (actual, predicted) rows for the confusion-matrix plot
+    predictions: str  # evaluate's per-test-row labels and probabilities (CSV)
+    errors: str  # evaluate's error analysis, Markdown, readable in a terminal
+    per_class: str  # evaluate's per-class precision/recall/F1 rows for the bar chart
+    calibration: str  # evaluate's calibration metrics JSON (ECE before/after temperature)
+    reliability: str  # evaluate's reliability-diagram rows (validation and test)
 
 
 @dataclass(frozen=True)
@@ -252,9 +257,14 @@ class TrainConfig:
 @dataclass(frozen=True)
 class EvaluateConfig:
     batch_size: int
+    calibrate: bool  # fit a temperature on validation and report ECE before and after it
+    ece_bins: int  # equal-width confidence bins of the expected calibration error
+    error_examples: int  # headlines shown per confused pair and among the confident mistakes
 
     def __post_init__(self) -> None:
         _check(self.batch_size > 0, "evaluate.batch_size", "must be a positive integer")
+        _check(2 <= self.ece_bins <= 100, "evaluate.ece_bins", "must be in 2..100")
+        _check(1 <= self.error_examples <= 100, "evaluate.error_examples", "must be in 1..100")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from torch import nn
 from agnews import CLASS_NAMES, NUM_CLASSES
 from agnews.atomic import write_json, write_text
 from agnews.batching import eval_order, make_batch
-from agnews.checkpoints import load_model
+from agnews.checkpoints import Vocabularies, load_model
 from agnews.errors import DataError
 from agnews.models import Ensemble, TextClassifier
 from agnews.runtime import pick_device
@@ -25,21 +25,31 @@ def predict_shard(
 ) -> tuple[np.ndarray, float]:
     """(predicted labels (N,), mean cross-entropy loss) over the whole shard, in shard order,
     on the model's device, with the model's own input settings."""
+    logits, loss = shard_logits(model, shard, batch_size)
+    return logits.argmax(axis=1).astype(np.int64), loss
+
+
+@torch.inference_mode()
+def shard_logits(
+    model: TextClassifier | Ensemble, shard: Shard, batch_size: int
+) -> tuple[np.ndarray, float]:
+    """(logits (N, C) float32, mean cross-entropy loss) over the whole shard, in shard order
+    (an ensemble's logits are the log of its mean probabilities)."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     order = eval_order(shard.lengths, batch_size)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    batch_preds = []  # stays on the device: one transfer at the end, no sync per batch
+    batch_logits = []  # stays on the device: one transfer at the end, no sync per batch
     for index in order:
         batch = make_batch(shard, index, model.inputs).to(device)
         logits = model.classify(batch).float()  # (B, C)
         loss_sum += nn.functional.cross_entropy(logits, batch.labels, reduction="sum").double()
-        batch_preds.append(logits.argmax(dim=1))  # (B,)
+        batch_logits.append(logits)
     model.train(was_training)
-    preds = np.empty(len(shard), dtype=np.int64)
-    preds[np.concatenate(order)] = torch.cat(batch_preds).cpu().numpy()
-    return preds, loss_sum.item() / len(shard)
+    out = np.empty((len(shard), NUM_CLASSES), dtype=np.float32)
+    out[np.concatenate(order)] = torch.cat(batch_logits).cpu().numpy()
+    return out, loss_sum.item() / len(shard)
 
 
 def confusion_matrix(labels: np.ndarray, preds: np.ndarray, n: int = NUM_CLASSES) -> np.ndarray:
@@ -78,6 +88,16 @@ def confusion_csv(labels: np.ndarray, preds: np.ndarray) -> str:
     return "\n".join(rows) + "\n"
 
 
+def load_checked_shard(path: Path, vocab_size: int, bag_size: int | None) -> Shard:
+    """The shard at `path`, whose ids must all index the model's vocabularies."""
+    shard = load_shard(path)
+    try:
+        shard.check_ids(vocab_size, bag_size)
+    except DataError as exc:
+        raise DataError(f"{path}: {exc}") from None
+    return shard
+
+
 def predict_test(
     model_path: str | Path, data_dir: str | Path, batch_size: int
 ) -> tuple[Shard, np.ndarray, float, dict[str, Any]]:
@@ -85,27 +105,20 @@ def predict_test(
     at `model_path` and the prepared folder `data_dir` it was trained from, on CUDA if present."""
     device = pick_device("auto")
     model, payload, vocabs = load_model(model_path, data_dir, device)
-    test_path = Path(data_dir) / "test.npz"
-    test = load_shard(test_path)
-    bag_size = len(vocabs.ngrams) if vocabs.ngrams is not None else None
-    try:
-        test.check_ids(len(vocabs.words), bag_size)
-    except DataError as exc:
-        raise DataError(f"{test_path}: {exc}") from None
+    test = load_checked_shard(Path(data_dir) / "test.npz", *vocab_sizes(vocabs))
     preds, loss = predict_shard(model, test, batch_size)
     return test, preds, loss, payload
 
 
-def evaluate_checkpoint(
-    model_path: str | Path,
-    data_dir: str | Path,
+def score_test(
     metrics_path: str | Path,
     confusion_path: str | Path,
-    batch_size: int,
+    test: Shard,
+    test_logits: np.ndarray,
+    test_loss: float,
 ) -> dict[str, Any]:
-    """Score the test split once with the selected checkpoint; write metrics JSON and the
-    confusion-matrix rows. (The run's params are not repeated here: `dvc exp show` has them.)"""
-    test, preds, test_loss, _ = predict_test(model_path, data_dir, batch_size)
+    """Write the test metrics JSON and the confusion-matrix rows of `test_logits` (N, C)."""
+    preds = test_logits.argmax(axis=1).astype(np.int64)
     scores = classification_metrics(test.labels, preds)
     metrics = {
         "accuracy": scores["accuracy"],
@@ -117,3 +130,23 @@ def evaluate_checkpoint(
     write_json(metrics_path, metrics)
     write_text(confusion_path, confusion_csv(test.labels, preds))
     return metrics
+
+
+def evaluate_checkpoint(
+    model_path: str | Path,
+    data_dir: str | Path,
+    metrics_path: str | Path,
+    confusion_path: str | Path,
+    batch_size: int,
+) -> dict[str, Any]:
+    """Score the test split once with the selected checkpoint; write metrics JSON and the
+    confusion-matrix rows. (The run's params are not repeated here: `dvc exp show` has them.)"""
+    model, _, vocabs = load_model(model_path, data_dir, pick_device("auto"))
+    test = load_checked_shard(Path(data_dir) / "test.npz", *vocab_sizes(vocabs))
+    test_logits, test_loss = shard_logits(model, test, batch_size)
+    return score_test(metrics_path, confusion_path, test, test_logits, test_loss)
+
+
+def vocab_sizes(vocabs: Vocabularies) -> tuple[int, int | None]:
+    """(words, n-grams or None): what a shard's ids must stay below."""
+    return len(vocabs.words), len(vocabs.ngrams) if vocabs.ngrams is not None else None

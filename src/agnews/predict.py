@@ -5,18 +5,20 @@
     echo "Some headline" | python -m agnews.predict           # lines from stdin
     python -m agnews.predict --json "..."                     # one JSON object per text
 
-The model and prepared data (vocabularies) come from params.yaml's paths (run `dvc repro`
-first); texts get the same preprocessing as training. Input is read and classified in batches
-of --batch-size lines, so memory stays bounded for any number of lines, and exactly one output
-row is printed per input line, in order (an empty line, or one with no words left after
-preprocessing, gets a row with label "-" and the reason). Texts longer than the model reads are
-truncated, and say so.
+The checkpoint is self-contained (it carries its vocabularies): `--model path/to/model.pt`
+is all it needs, on any machine; without --model it is params.yaml's paths.model (run
+`dvc repro` first). Texts get the same preprocessing as training. Input is read and
+classified in batches of --batch-size lines, so memory stays bounded for any number of lines,
+and exactly one output row is printed per input line, in order (an empty line, or one with no
+words left after preprocessing, gets a row with label "-" and the reason). Texts longer than
+the model reads are truncated, and say so.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -46,10 +48,13 @@ class Prediction:
 class Predictor:
     """A checkpoint with the vocabularies it was trained with, ready to classify texts."""
 
-    def __init__(self, model_path: str | Path, data_dir: str | Path, device: str = "auto"):
-        self.device = pick_device(device)
-        self.model, payload, self.vocabs = load_model(model_path, data_dir, self.device)
-        self.class_names = payload["class_names"]
+    def __init__(self, model_path: str | Path, device: str = "auto", temperature: float = 1.0):
+        if not (temperature > 0 and math.isfinite(temperature)):
+            raise DataError(f"--temperature: {temperature} is not a positive number")
+        self.temperature = temperature  # logits are divided by it (evaluate.calibrate fits it)
+        self.device = pick_device(device, "--device")
+        self.model, self.payload, self.vocabs = load_model(model_path, None, self.device)
+        self.class_names: list[str] = self.payload["class_names"]
 
     @torch.inference_mode()
     def predict(self, texts: list[str]) -> list[Prediction]:
@@ -70,7 +75,8 @@ class Predictor:
         if ids:
             shard = shard_from_ids(ids, [0] * len(ids), bags if self.vocabs.ngrams else None)
             batch = make_batch(shard, np.arange(len(ids)), self.model.inputs).to(self.device)
-            probs = torch.softmax(self.model.classify(batch).float(), dim=1).cpu()  # (B, C)
+            logits = self.model.classify(batch).float() / self.temperature  # (B, C)
+            probs = torch.softmax(logits, dim=1).cpu()  # (B, C)
             cap = self.model.inputs.cap
             for row, i in enumerate(where):
                 p = {
@@ -124,10 +130,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("texts", nargs="*", help="texts to classify (else --file or stdin)")
     parser.add_argument("--file", help="read one text per line from this file ('-' = stdin)")
-    parser.add_argument("--params", default="params.yaml", help="params file with the paths")
-    parser.add_argument("--model", help="checkpoint (default: paths.model)")
     parser.add_argument(
-        "--data", help="prepared folder with the vocabularies (default: paths.prepared_dir)"
+        "--params", default="params.yaml", help="params file naming paths.model (no --model)"
+    )
+    parser.add_argument("--model", help="checkpoint (default: params.yaml's paths.model)")
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where the model runs (default auto: CUDA when present)",
+    )
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        help="divide the logits by this (the `temperature` of metrics/calibration.json, "
+        "fitted on validation with evaluate.calibrate); default 1: the model's own",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object per text")
     parser.add_argument(
@@ -138,13 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--batch-size must be >= 1")
     printed = 0
     try:
-        if args.model and args.data:
-            model_path, data_dir = args.model, args.data
-        else:
-            paths = load_params(args.params).paths
-            model_path = args.model or paths.model
-            data_dir = args.data or paths.prepared_dir
-        predictor = Predictor(model_path, data_dir)
+        model_path = args.model or load_params(args.params).paths.model
+        predictor = Predictor(model_path, args.device, args.temperature)
         if args.texts:
             texts: Iterable[str] = args.texts
             source = None

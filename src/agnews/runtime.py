@@ -16,10 +16,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def pick_device(name: str) -> torch.device:
-    """ "auto": CUDA when present, else CPU. "cuda" without a GPU is an error."""
+def pick_device(name: str, key: str = "train.device") -> torch.device:
+    """ "auto": CUDA when present, else CPU. "cuda" without a GPU is an error naming `key`."""
     if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("train.device: 'cuda' requested but no CUDA device is available")
+        raise ConfigError(f"{key}: 'cuda' requested but no CUDA device is available")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)

@@ -65,17 +65,26 @@ class Vocab:
         ids = [self.bos_id, *(stoi.get(t, unk) for t in tokens), self.eos_id]
         return np.asarray(ids, dtype=np.int32)
 
+    def to_json(self) -> str:
+        """vocab.json's text (a checkpoint carries it too)."""
+        return json.dumps({"itos": list(self.itos)}, ensure_ascii=False) + "\n"
+
     def save(self, path: str | Path) -> None:
-        write_text(path, json.dumps({"itos": list(self.itos)}, ensure_ascii=False) + "\n")
+        write_text(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | Path) -> Vocab:
+        return cls.from_json(_read(path), str(path))
+
+    @classmethod
+    def from_json(cls, text: str, where: str) -> Vocab:
+        """The vocabulary of vocab.json's `text`; errors start with `where`."""
         try:
-            return cls(_load_itos(path))
+            return cls(_parse_itos(text, where))
         except DataError as exc:
-            if str(exc).startswith(str(path)):
+            if str(exc).startswith(where):
                 raise
-            raise DataError(f"{path}: {exc}") from None
+            raise DataError(f"{where}: {exc}") from None
 
 
 def build_vocab(texts: Iterable[Sequence[str]], min_count: int) -> Vocab:
@@ -92,15 +101,26 @@ def _digest(tokens: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(tokens).encode("utf-8")).hexdigest()
 
 
-def _load_itos(path: str | Path) -> tuple[str, ...]:
+def _read(path: str | Path) -> str:
     try:
-        itos = json.loads(Path(path).read_text(encoding="utf-8"))["itos"]
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DataError(f"{path}: missing; run the prepare stage first") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError) as exc:
         raise DataError(f"{path}: cannot read vocabulary: {exc}") from None
+
+
+def _parse_itos(text: str, where: str) -> tuple[str, ...]:
+    try:
+        itos = json.loads(text)["itos"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{where}: cannot read vocabulary: {exc}") from None
+    return _check_itos(itos, where)
+
+
+def _check_itos(itos: object, where: str) -> tuple[str, ...]:
     if not isinstance(itos, list) or not all(isinstance(t, str) for t in itos):
-        raise DataError(f"{path}: cannot read vocabulary: `itos` is not a list of strings")
+        raise DataError(f"{where}: cannot read vocabulary: `itos` is not a list of strings")
     return tuple(itos)
 
 
@@ -148,29 +168,36 @@ class NgramVocab:
         norm = np.linalg.norm(weights)
         return ids, (weights / norm if norm > 0 else weights).astype(np.float32)
 
-    def save(self, path: str | Path) -> None:
+    def to_json(self) -> str:
+        """ngrams.json's text (a checkpoint carries it too)."""
         body = json.dumps(
             {"n": self.n, "itos": list(self.itos), "idf": list(self.idf)}, ensure_ascii=False
         )
-        write_text(path, body + "\n")
+        return body + "\n"
+
+    def save(self, path: str | Path) -> None:
+        write_text(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | Path) -> NgramVocab:
+        return cls.from_json(_read(path), str(path))
+
+    @classmethod
+    def from_json(cls, text: str, where: str) -> NgramVocab:
+        """The n-gram vocabulary of ngrams.json's `text`; errors start with `where`."""
         try:
-            raw = json.loads(Path(path).read_text(encoding="utf-8"))
-            n, idf = raw["n"], tuple(float(x) for x in raw["idf"])
-        except FileNotFoundError:
-            raise DataError(f"{path}: missing; run the prepare stage first") from None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise DataError(f"{path}: cannot read n-gram vocabulary: {exc}") from None
+            raw = json.loads(text)
+            n, idf, itos = raw["n"], tuple(float(x) for x in raw["idf"]), raw["itos"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DataError(f"{where}: cannot read n-gram vocabulary: {exc}") from None
         if not isinstance(n, int) or n < 1:
-            raise DataError(f"{path}: cannot read n-gram vocabulary: `n` is not an order >= 1")
+            raise DataError(f"{where}: cannot read n-gram vocabulary: `n` is not an order >= 1")
         try:
-            return cls(_load_itos(path), idf, n)
+            return cls(_check_itos(itos, where), idf, n)
         except DataError as exc:
-            if str(exc).startswith(str(path)):
+            if str(exc).startswith(where):
                 raise
-            raise DataError(f"{path}: {exc}") from None
+            raise DataError(f"{where}: {exc}") from None
 
 
 def build_ngram_vocab(texts: Sequence[Sequence[str]], n: int, min_count: int) -> NgramVocab:
