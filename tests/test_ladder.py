@@ -170,3 +170,22 @@ def test_a_run_takes_a_gpu_when_the_cluster_has_them_else_its_cpus():
     assert task_resources({"CPU": 16.0, "GPU": 4.0}, 2) == {"num_gpus": 1, "num_cpus": 2}
     assert task_resources({"CPU": 16.0}, 4) == {"num_cpus": 4}
     assert task_resources({"CPU": 16.0, "GPU": 0.0}, 1) == {"num_cpus": 1}
+
+
+def test_a_run_is_reused_only_if_every_param_matches(params):
+    """A preset's run sets every param from the committed params.yaml, so an earlier run of the
+    same preset made with another value anywhere (a --set of word dropout, other data) is not
+    taken for it."""
+    from helpers import ROOT, override
+
+    from agnews.ladder.experiments import matches
+    from agnews.ladder.plan import wanted_params
+    from agnews.presets import load_presets
+
+    presets = load_presets(ROOT / "presets.yaml")
+    [(_, want)] = wanted_params(["gru_max"], presets, params, {}).items()
+    assert set(want) == {f"{s}.{k}" for s, values in params.items() for k in values}
+    run = {"params": override(params, {"model.cell": "gru", "train.epochs": 10})}
+    assert matches(run, want)
+    for other in ({"train.word_dropout": 0.1}, {"data.local_dir": "elsewhere"}):
+        assert not matches({"params": override(run["params"], other)}, want), other

@@ -8,7 +8,7 @@ from typing import Any
 
 from agnews.config import config_from_dict, load_yaml
 from agnews.errors import ConfigError
-from agnews.presets import apply_overrides, full_overrides
+from agnews.presets import apply_overrides, preset_params
 
 
 def parse_sets(sets: list[str]) -> dict[str, Any]:
@@ -71,14 +71,16 @@ def wanted_params(
     seeds: list[int] | None = None,
     grid: list[tuple[str, dict[str, Any]]] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Experiment name -> its overrides: each preset's full overrides plus `sets`, and with
+    """Experiment name -> its overrides: every param (the preset's value, else `base`'s: the
+    committed params.yaml, so nothing a workspace holds leaks in, and a re-used run must match
+    on all of them) plus `sets`, and with
     `seeds` one run per seed (named `<preset>` at the preset's own train.seed, else
     `<preset>-s<seed>`). All validated now: a bad --set or preset fails before anything is
     queued. With `grid` (parse_grid) instead of `sets`, one run per combination, its name
     suffix after the preset's name (`rnn_max-hidden_size128-s1`)."""
     wanted = {}
     for name, (suffix, combo) in itertools.product(names, grid or [("", sets)]):
-        overrides = {**full_overrides(presets, name, base), **combo}
+        overrides = {**preset_params(presets, name, base), **combo}
         own_seed = overrides.get("train.seed", base["train"]["seed"])
         for seed in seeds or [own_seed]:
             run = {**overrides, "train.seed": seed} if seeds else overrides
