@@ -82,3 +82,14 @@ def test_model_label_names_the_parts():
          "model.pooling": "mean+max", "model.fixed_len": None, "model.ngram_dim": 64}  # fmt: skip
     assert model_label(p) == "gru bi-top mean+max +bag64"
     assert model_label({**p, "model.ngram_logits": True}).endswith("+bag64 +wide")
+
+
+def test_rows_never_sort_by_test_accuracy(capsys):
+    import pytest
+
+    from agnews.compare import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--sort", "test"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'test'" in capsys.readouterr().err
