@@ -32,6 +32,7 @@ from agnews.errors import DataError, TrainingError
 from agnews.evaluation import predict_shard
 from agnews.models import Ensemble, TextClassifier, uses_ngrams
 from agnews.plots import GradFlow, grad_flow_figure
+from agnews.provenance import code_hash
 from agnews.runtime import pick_device, seed_everything
 from agnews.shards import Shard, load_shard
 
@@ -549,6 +550,7 @@ def train_model(
         "parameters": sum(p.numel() for p in model.parameters()),
         "device": device.type,
         "threads": torch.get_num_threads(),  # CPU threads (see agnews.ladder.worker_env)
+        "code_hash": code_hash(),  # the stages' code that made this run (agnews.provenance)
     }
     run_log.finish(summary, members[0].grad_flows)
     if state_path:
