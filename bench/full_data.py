@@ -30,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-from agnews.ladder import parse_sets
+from agnews.ladder.plan import parse_sets
 from agnews.presets import apply_overrides
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -25,7 +25,7 @@ import torch
 
 from agnews.config import config_from_dict, load_yaml
 from agnews.evaluation import evaluate_checkpoint
-from agnews.ladder import parse_sets
+from agnews.ladder.plan import parse_sets
 from agnews.prepare import prepare_dataset
 from agnews.presets import apply_overrides, full_overrides, load_presets
 from agnews.raw import download

@@ -56,7 +56,7 @@ def main() -> None:
     after = Path(args.after).resolve()
     sys.path.insert(0, str(after / "src"))
     from agnews.config import config_from_dict, load_yaml
-    from agnews.ladder import parse_sets
+    from agnews.ladder.plan import parse_sets
     from agnews.prepare import prepare_dataset
     from agnews.presets import apply_overrides, full_overrides, load_presets
     from agnews.raw import download

@@ -1,21 +1,32 @@
-"""The ladder's pieces that need no DVC run: queue parsing, the worker environment."""
+"""The ladder's pieces that need no DVC run: queue states, the worker environment."""
 
 import os
 import sys
 from pathlib import Path
 
-from agnews.ladder import queue_states, worker_env
+from agnews.ladder.local import queue_states, worker_env
 
 
-def test_queue_status_is_parsed_by_name():
-    text = (
-        "Task     Name      Created    Status\n"
-        "aaee2a2  badone    07:55 AM   Failed\n"
-        "f55d3bc  goodone   07:55 AM   Success\n"
-        "0c1d2e3  later     07:56 AM   Queued\n"
-        "\nWorker status: 0 active, 0 idle\n"
-    )
-    assert queue_states(text) == {"badone": "Failed", "goodone": "Success", "later": "Queued"}
+def test_queue_status_is_read_by_name():
+    """What DVC's queue API returns (`celery_queue.status()`), a task without a name skipped."""
+    entries = [
+        {"rev": "aaee2a2f", "name": "badone", "timestamp": None, "status": "Failed"},
+        {"rev": "f55d3bc0", "name": "goodone", "timestamp": None, "status": "Success"},
+        {"rev": "0c1d2e30", "name": "later", "timestamp": None, "status": "Queued"},
+        {"rev": "0c1d2e31", "name": None, "timestamp": None, "status": "Running"},
+    ]
+    assert queue_states(entries) == {"badone": "Failed", "goodone": "Success", "later": "Queued"}
+
+
+def test_queue_snapshot_reads_an_empty_queue(tmp_path):
+    """The queue's API on a real (empty) repository: no tasks, no workers."""
+    import subprocess
+
+    from agnews.ladder.local import queue_snapshot
+
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=tmp_path, check=True)
+    assert queue_snapshot(str(tmp_path)) == ({}, 0)
 
 
 def test_workers_find_this_environments_dvc_and_share_the_cores(monkeypatch):
@@ -33,7 +44,7 @@ def test_starting_the_queue_does_not_wait_for_the_workers_it_leaves_running():
     import subprocess
     import time
 
-    from agnews.ladder import start_queue
+    from agnews.ladder.local import start_queue
 
     worker = (
         "import subprocess, sys; "
@@ -48,7 +59,7 @@ def test_starting_the_queue_does_not_wait_for_the_workers_it_leaves_running():
 def test_seed_repeats_are_named_after_the_preset(params):
     from helpers import ROOT
 
-    from agnews.ladder import wanted_params
+    from agnews.ladder.plan import wanted_params
     from agnews.presets import load_presets
 
     presets = load_presets(ROOT / "presets.yaml")

@@ -1,0 +1,22 @@
+"""The notebook's experiment ladder in one command: queue every preset, run them, report.
+
+    python -m agnews.ladder --jobs 1 --set data.local_dir=data/external/ag_news_58k
+    python -m agnews.ladder --report-only          # just rewrite the report
+    python -m agnews.ladder --presets tuned --seeds 53,1,2   # seed repeats of a preset
+
+Each preset of presets.yaml becomes a DVC experiment named after it (`dvc exp run --queue -n
+NAME -S ...`, plus every `--set`, all validated before anything is queued), the queue runs with
+`dvc queue start -j JOBS` (a line per finished run; a failed run names its `dvc queue logs`
+command and makes the ladder exit 1), and the report is written from `dvc exp show --json`.
+An experiment that already exists on this commit with the same parameters is re-used.
+
+The report goes to reports/ladder.md only when every preset has a finished run; a ladder over
+a subset (or one with failures) goes to reports/ladder_partial.md, so the complete report is
+never replaced by one full of gaps. Besides the presets it lists the linear peers of
+reports/peers.json (`python -m agnews.peers`), seed repeats (experiments that differ from a
+preset only in train.seed) as mean and standard deviation, and every other experiment.
+
+The package is split along where the work happens: `plan` (what to run: presets x seeds x
+overrides), `local` (where it runs: this machine's `dvc queue`), `experiments` (what
+`dvc exp show --json` holds), `report` (the markdown report) and `cli` (`main`).
+"""

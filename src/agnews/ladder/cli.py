@@ -1,0 +1,71 @@
+"""`python -m agnews.ladder`: plan the runs, run them on the chosen backend, write the report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import agnews.ladder
+from agnews.errors import AgnewsError, ConfigError
+from agnews.ladder.local import queue_ladder, run_queue
+from agnews.ladder.plan import parse_sets, wanted_params
+from agnews.ladder.report import write_report
+from agnews.presets import committed_params, load_presets
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m agnews.ladder",
+        description=agnews.ladder.__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--jobs", "-j", type=int, default=1, help="experiments run at once")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra -S override for every preset (repeatable), e.g. data.local_dir=...",
+    )
+    parser.add_argument("--presets", help="comma-separated subset (default: all)")
+    parser.add_argument(
+        "--seeds",
+        help="comma-separated train.seed values: one run per preset and seed, reported as "
+        "mean and standard deviation (e.g. 53,1,2)",
+    )
+    parser.add_argument("--report-only", action="store_true", help="only rewrite the report")
+    parser.add_argument("--out", type=Path, help="report file (default: see above)")
+    parser.add_argument(
+        "--rev", help="with --report-only: report the experiments of this commit (default HEAD)"
+    )
+    parser.add_argument(
+        "--commits",
+        type=int,
+        default=1,
+        help="also report experiments of this many commits back from --rev (default 1: only it)",
+    )
+    args = parser.parse_args(argv)
+    failed: list[str] = []
+    try:
+        presets = load_presets()
+        names = args.presets.split(",") if args.presets else list(presets)
+        for name in names:
+            if name not in presets:
+                raise ConfigError(f"unknown preset {name!r}; valid presets: {', '.join(presets)}")
+        if not args.report_only:
+            base = committed_params("params.yaml")
+            seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else None
+            wanted = wanted_params(names, presets, base, parse_sets(args.set), seeds)
+            queued = queue_ladder(wanted)
+            if queued:
+                failed = run_queue(queued, args.jobs)
+        report = write_report(presets, args.out, rev=args.rev, commits=args.commits)
+    except AgnewsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"ladder: report written to {report}")
+    if failed:
+        print(f"error: {len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
