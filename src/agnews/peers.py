@@ -42,6 +42,7 @@ from agnews.errors import AgnewsError
 from agnews.evaluation import classification_metrics
 from agnews.predictions import write_predictions
 from agnews.prepare import Splits, split_rows
+from agnews.provenance import raw_digest
 
 C_GRID = (0.1, 0.3, 0.5, 1.0, 3.0, 10.0, 30.0)  # searched on validation for the "best C" peers
 
@@ -281,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
             "command": "python -m agnews.peers",
             "data": {
                 "source": source.get("local_dir") or source.get("dataset"),
+                "raw_digest": raw_digest(raw_dir),  # the rows (agnews.provenance)
                 "rows": {s: len(v) for s, v in splits.labels.items()},
                 "prepare": {"val_size": p.val_size, "seed": p.seed},
             },

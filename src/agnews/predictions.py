@@ -69,6 +69,11 @@ def read_predictions(path: str | Path) -> Predictions:
         raise DataError(f"{path}: file not found") from None
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    return parse_predictions(text, str(path))
+
+
+def parse_predictions(text: str, path: str) -> Predictions:
+    """The predictions in CSV `text` (read from `path`, named in errors), checked."""
     rows = list(csv.reader(text.splitlines()))
     if not rows or tuple(rows[0]) != HEADER:
         found = ",".join(rows[0]) if rows else "an empty file"
