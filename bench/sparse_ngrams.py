@@ -6,9 +6,10 @@ sparse gradients with SparseAdam (train.sparse_ngrams); then validation accuracy
         --seeds 53,54,55 --epochs 3
 
 `speed` prepares the rows of --data-dir as the wide_deep preset does (uni+bigrams, every one
-kept), builds one wide_deep member and trains it --steps steps per variant from the same seed,
-printing the mean time per step (and of the optimizer step alone) over the first and the last
---window steps: dense Adam's moments of the n-gram rows a batch does not touch decay by 0.9 per
+kept), builds one wide_deep member per variant from the same seed and trains the three in turn,
+one step each on the same batch (round robin, so a busy machine slows them alike), printing
+the mean time per step (and of the optimizer step alone) over the first and the last --window
+steps: dense Adam's moments of the n-gram rows a batch does not touch decay by 0.9 per
 step and reach float32 denormals after about 800 steps, which is where its steps slow down.
 
 `accuracy` trains wide_deep as a single model (train.ensemble=1) from each seed twice, dense
@@ -66,6 +67,8 @@ def prepared(data_dir: str, cfg: Config, work: Path) -> Path:
 
 
 def speed(args: argparse.Namespace) -> None:
+    """The three variants step in turn (round robin, each on its own model and batches), so
+    whatever else the machine runs slows them alike."""
     from agnews.models import TextClassifier
     from agnews.training import clip_grad_norm
 
@@ -74,20 +77,21 @@ def speed(args: argparse.Namespace) -> None:
     data = load_data(data_dir, with_ngrams=True)
     inputs = InputSpec(data.vocabs.words.pad_id, cfg.train.max_len, cfg.model.fixed_len)
     print(f"threads {torch.get_num_threads()}, torch {torch.__version__}")
+    order = train_order(
+        data.train.lengths, cfg.train.batch_size, np.random.default_rng(0), True, 50
+    )
+    runs = {}
     for variant in VARIANTS:
-        torch.set_flush_denormal(variant == "dense + flush_denormal")
-        train_cfg = dataclasses.replace(cfg.train, sparse_ngrams=variant == "sparse")
         seed_everything(cfg.train.seed)
         model = TextClassifier(
             cfg.model, len(data.vocabs.words), inputs, len(data.vocabs.ngrams)
         ).train()
-        optimizers = make_optimizers(model, train_cfg)
-        order = train_order(
-            data.train.lengths, cfg.train.batch_size, np.random.default_rng(0), True, 50
-        )
-        steps, opt_s = [], []
-        for i in range(args.steps):
-            batch = make_batch(data.train, order[i % len(order)], inputs)
+        train_cfg = dataclasses.replace(cfg.train, sparse_ngrams=variant == "sparse")
+        runs[variant] = (model, make_optimizers(model, train_cfg), [], [])
+    for i in range(args.steps):
+        batch = make_batch(data.train, order[i % len(order)], inputs)
+        for variant, (model, optimizers, steps, opt_s) in runs.items():
+            torch.set_flush_denormal(variant == "dense + flush_denormal")
             started = time.perf_counter()
             loss = torch.nn.functional.cross_entropy(model.classify(batch), batch.labels)
             for o in optimizers:
@@ -100,7 +104,9 @@ def speed(args: argparse.Namespace) -> None:
             done = time.perf_counter()
             steps.append(done - started)
             opt_s.append(done - opt_started)
-        w = args.window
+    torch.set_flush_denormal(False)
+    w = args.window
+    for variant, (model, _, steps, opt_s) in runs.items():
         n_params = sum(p.numel() for p in model.parameters())
         print(
             f"{variant:24s} {n_params:,} params | steps 1-{w}: "
@@ -110,7 +116,6 @@ def speed(args: argparse.Namespace) -> None:
             f"(optimizer {1000 * statistics.mean(opt_s[-w:]):6.1f} ms)",
             flush=True,
         )
-    torch.set_flush_denormal(False)
 
 
 def accuracy(args: argparse.Namespace) -> None:
