@@ -232,9 +232,13 @@ def report_lines(
         "the same measurement: it trained on all 120,000 rows and took the best of its "
         "per-epoch evaluations on a 5,000-row test sample.",
         "",
-        f"One code version: every row below ran {_version_text(current)} (`code` is the hash of "
-        "the prepare and train stages' code, agnews.provenance); runs of other code or data "
-        'are listed under "Older runs" and compared with nothing.',
+        (
+            f"One code version: every row below ran {_version_text(current)}"
+            if current
+            else "One code version: no run recorded its code and data yet, so none is shown"
+        )
+        + " (`code` is the hash of the prepare and train stages' code, agnews.provenance); "
+        'runs of other code or data are listed under "Older runs" and compared with nothing.',
         "",
         "| run | notebook cell | model | batch | epochs | best val % (epoch) | test % "
         "| macro-F1 % | train s | where | notebook % | stopped | code |",
