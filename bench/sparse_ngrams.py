@@ -13,8 +13,9 @@ steps: dense Adam's moments of the n-gram rows a batch does not touch decay by 0
 step and reach float32 denormals after about 800 steps, which is where its steps slow down.
 
 `accuracy` trains wide_deep as a single model (train.ensemble=1) from each seed twice, dense
-and sparse, for --epochs (a maximum, early stopping as params.yaml says), and prints each
-pair's best validation accuracy and the paired differences. Validation only: this checks an
+Adam as before and --against (sparse: train.sparse_ngrams; flush: train.flush_denormal), for
+--epochs (a maximum, early stopping as params.yaml says), and prints each pair's best
+validation accuracy and the paired differences. Validation only: this checks an
 implementation, it selects nothing. A measurement script, not a test.
 """
 
@@ -123,31 +124,35 @@ def accuracy(args: argparse.Namespace) -> None:
     cfg = wide_deep_config(sets)
     work = Path(args.work)
     data_dir = prepared(args.data_dir, cfg, work)
+    arms = {  # A: dense Adam as before; B: the change measured
+        "dense": {"sparse_ngrams": False, "flush_denormal": False},
+        "sparse": {"sparse_ngrams": True, "flush_denormal": False},
+        "flush": {"sparse_ngrams": False, "flush_denormal": True},
+    }
     diffs = []
-    print("| seed | dense val % | sparse val % | sparse - dense | dense train s | sparse train s |")
+    b = args.against
+    print(f"| seed | dense val % | {b} val % | {b} - dense | dense train s | {b} train s |")
     print("|---:|---:|---:|---:|---:|---:|")
     for seed in [int(s) for s in args.seeds.split(",")]:
         row = {}
-        for sparse in (False, True):
-            train = dataclasses.replace(cfg.train, seed=seed, sparse_ngrams=sparse)
-            out = work / f"run-{seed}-{'sparse' if sparse else 'dense'}"
-            s = train_model(data_dir, out / "model.pt", out / "live", cfg.model, train)
-            row[sparse] = s
-        d = 100 * (row[True]["best_val_acc"] - row[False]["best_val_acc"])
+        for arm in ("dense", b):
+            train = dataclasses.replace(cfg.train, seed=seed, **arms[arm])
+            out = work / f"run-{seed}-{arm}"
+            row[arm] = train_model(data_dir, out / "model.pt", out / "live", cfg.model, train)
+        d = 100 * (row[b]["best_val_acc"] - row["dense"]["best_val_acc"])
         diffs.append(d)
         print(
-            f"| {seed} | {100 * row[False]['best_val_acc']:.2f} | "
-            f"{100 * row[True]['best_val_acc']:.2f} | {d:+.2f} | "
-            f"{row[False]['train_seconds']:.0f} | {row[True]['train_seconds']:.0f} |",
+            f"| {seed} | {100 * row['dense']['best_val_acc']:.2f} | "
+            f"{100 * row[b]['best_val_acc']:.2f} | {d:+.2f} | "
+            f"{row['dense']['train_seconds']:.0f} | {row[b]['train_seconds']:.0f} |",
             flush=True,
         )
         if args.out:
             with open(args.out, "a", encoding="utf-8") as f:
-                f.write(json.dumps({"seed": seed, "dense": row[False], "sparse": row[True]}) + "\n")
+                f.write(json.dumps({"seed": seed, **row}) + "\n")
     sd = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
     print(
-        f"paired difference (sparse - dense): mean {statistics.mean(diffs):+.2f} points, "
-        f"sd {sd:.2f}"
+        f"paired difference ({b} - dense): mean {statistics.mean(diffs):+.2f} points, sd {sd:.2f}"
     )
 
 
@@ -163,6 +168,9 @@ def main() -> None:
     sub.choices["accuracy"].add_argument("--seeds", default="53,54,55")
     sub.choices["accuracy"].add_argument("--epochs", type=int, default=3)
     sub.choices["accuracy"].add_argument("--out", help="append one JSON line per seed here")
+    sub.choices["accuracy"].add_argument(
+        "--against", choices=("sparse", "flush"), default="sparse", help="the arm beside dense"
+    )
     args = parser.parse_args()
     speed(args) if args.what == "speed" else accuracy(args)
 

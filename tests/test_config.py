@@ -190,6 +190,7 @@ OUT_OF_RANGE = [
     ("train.ensemble", 0),
     ("train.patience", -1),
     ("train.sparse_ngrams", "yes"),
+    ("train.flush_denormal", 1),
     ("evaluate.batch_size", 0),
 ]
 
@@ -264,7 +265,8 @@ def test_resume_is_refused_for_ensembles(params):
     ],
 )
 def test_sparse_ngram_tables_refuse_what_sparse_adam_cannot_do(params, changes, message):
-    wide = {"prepare.ngrams": 2, "model.ngram_logits": True, **changes}
+    wide = {"prepare.ngrams": 2, "model.ngram_logits": True, "train.sparse_ngrams": True}
+    wide |= changes
     with pytest.raises(ConfigError, match=r"^train\.sparse_ngrams: .*" + message):
         config_from_dict(override(params, wide))
     dense = config_from_dict(override(params, {**wide, "train.sparse_ngrams": False}))

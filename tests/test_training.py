@@ -453,3 +453,16 @@ def test_each_ensemble_member_stops_on_its_own(tmp_path, prepared_dir, tiny_conf
     assert summary["stopped_epoch"] == 1.25 and summary["stop_reason"] == "patience"
     assert summary["stopped_step"] == 10 + 15
     assert summary["best_val_acc"] == 0.7
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_training_flushes_denormals_as_configured(
+    tmp_path, prepared_dir, tiny_config, monkeypatch, flush
+):
+    calls = []
+    original = torch.set_flush_denormal
+    monkeypatch.setattr(torch, "set_flush_denormal", lambda on: calls.append(on) or original(on))
+    cfg = dataclasses.replace(tiny_config.train, flush_denormal=flush)
+    _train(tmp_path, prepared_dir, dataclasses.replace(tiny_config, train=cfg))
+    assert calls == [flush]
+    original(False)

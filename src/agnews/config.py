@@ -208,6 +208,7 @@ class TrainConfig:
     ngram_weight_decay: float  # L2 penalty on the n-gram linear model's weights
     ensemble: int  # models trained from seeds seed..seed+ensemble-1, probabilities averaged
     patience: int  # validation passes without a new best before training stops; 0 = never
+    flush_denormal: bool  # flush float32 denormals to zero while training (CPU speed)
     sparse_ngrams: bool  # n-gram tables get sparse gradients and torch.optim.SparseAdam
 
     def __post_init__(self) -> None:
