@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 
 def ngram_tables(model: nn.Module) -> list[nn.EmbeddingBag]:
     """The model's n-gram tables (model.ngram_dim's bag, model.ngram_logits' linear model)."""
-    return [t for t in (getattr(model, "bag", None), getattr(model, "ngram_logits", None)) if t]
+    tables = (getattr(model, "bag", None), getattr(model, "ngram_logits", None))
+    return [t for t in tables if t is not None]
 
 
 def make_optimizers(model: nn.Module, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
@@ -56,7 +57,9 @@ def make_optimizers(model: nn.Module, cfg: TrainConfig) -> list[torch.optim.Opti
     train.ngram_lr): a step then reads and writes only the rows its batch touched, where dense
     Adam passes over all of each table's rows (31M parameters in wide_deep) several times per
     step, and the moments of untouched rows decay into float32 denormals (bench/
-    sparse_ngrams.py). Like every lazy Adam, it leaves untouched rows' moments as they are."""
+    sparse_ngrams.py). Like every lazy Adam it leaves a row alone while batches skip it, where
+    dense Adam keeps moving it along its decaying momentum: wide_deep learned worse (1.34
+    validation points on 3 paired seeds, bench/README.md), so it is off by default."""
     wide = getattr(model, "ngram_logits", None)
     bag = getattr(model, "bag", None)
     sparse = cfg.sparse_ngrams and cfg.optimizer in ("adam", "adamw")
