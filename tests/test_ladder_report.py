@@ -1,7 +1,6 @@
 """The ladder report: one code version per table, seed groups within it, paired comparisons."""
 
 import numpy as np
-import pytest
 from helpers import ROOT
 
 from agnews.ladder.report import (
@@ -102,9 +101,8 @@ def test_paired_comparisons_read_the_runs_predictions():
 
 
 def test_runs_scored_on_other_rows_are_not_compared():
-    from agnews.errors import DataError
-
     other = _preds(range(90))
     other = Predictions(other.labels[::-1].copy(), other.predicted, other.probs)
-    with pytest.raises(DataError, match="not scored on the same test rows"):
-        paired_lines({"rnn_max": _preds(range(80)), "gru_max": other}, None)
+    lines = paired_lines({"rnn_max": _preds(range(80)), "gru_max": other}, None)
+    row = next(line for line in lines if line.startswith("| RNN -> GRU (max pooling)"))
+    assert "| not the same test rows |" in row
