@@ -15,9 +15,11 @@ from agnews.training import train_model
 
 def main(args: Namespace, cfg: Config) -> None:
     best = train_model(args.data, args.model, args.live, cfg.model, cfg.train, args.state)
+    why = "early stop" if best["stop_reason"] == "patience" else best["stop_reason"]
     print(
         f"train: best validation accuracy {best['best_val_acc']:.4f} at epoch "
-        f"{best['best_epoch']}, {best['samples_per_s']:.0f} samples/s on {best['device']}"
+        f"{best['best_epoch']}, stopped at epoch {best['stopped_epoch']:g} of "
+        f"{cfg.train.epochs} ({why}), {best['samples_per_s']:.0f} samples/s on {best['device']}"
     )
 
 

@@ -98,3 +98,14 @@ def test_metrics_are_read_from_the_paths_each_run_names():
     rows, _ = collect(shown)
     [row] = [r for r in rows if r.name == "moved"]
     assert row.test["accuracy"] == 0.92 and row.live["best_val_acc"] == 0.93
+
+
+def test_rows_never_sort_by_test_accuracy(capsys):
+    import pytest
+
+    from agnews.compare import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--sort", "test"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'test'" in capsys.readouterr().err

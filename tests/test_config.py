@@ -191,6 +191,9 @@ OUT_OF_RANGE = [
     ("train.ngram_lr", 0.0),
     ("train.ngram_weight_decay", -1e-4),
     ("train.ensemble", 0),
+    ("train.patience", -1),
+    ("train.sparse_ngrams", "yes"),
+    ("train.flush_denormal", 1),
     ("evaluate.batch_size", 0),
     ("evaluate.calibrate", "yes"),
     ("evaluate.ece_bins", 1),
@@ -257,3 +260,22 @@ def test_encode_padding_needs_a_fixed_length(params):
 def test_resume_is_refused_for_ensembles(params):
     with pytest.raises(ConfigError, match=r"train\.resume: is not supported with train\.ensemble"):
         config_from_dict(override(params, {"train.ensemble": 3, "train.resume": True}))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"train.optimizer": "sgd"}, r"needs train\.optimizer adam or adamw .* not sgd"),
+        ({"train.ngram_weight_decay": 1e-4}, r"train\.ngram_weight_decay=0\.0001"),
+        ({"train.weight_decay": 0.01, "model.ngram_dim": 8}, r"train\.weight_decay=0\.01"),
+    ],
+)
+def test_sparse_ngram_tables_refuse_what_sparse_adam_cannot_do(params, changes, message):
+    wide = {"prepare.ngrams": 2, "model.ngram_logits": True, "train.sparse_ngrams": True}
+    wide |= changes
+    with pytest.raises(ConfigError, match=r"^train\.sparse_ngrams: .*" + message):
+        config_from_dict(override(params, wide))
+    dense = config_from_dict(override(params, {**wide, "train.sparse_ngrams": False}))
+    assert not dense.train.sparse_ngrams
+    # without n-gram tables the setting is moot: nothing is refused
+    assert config_from_dict(override(params, changes | {"model.ngram_dim": 0}))

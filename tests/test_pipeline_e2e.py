@@ -220,7 +220,10 @@ def test_killed_training_is_rerun_and_resumes_to_the_same_result(project):
     """SIGINT and SIGKILL mid-training leave nothing DVC accepts; with train.resume the rerun
     continues from the last complete epoch and ends with the uninterrupted run's metrics."""
     _run(["git", "checkout", "-q", "--", "params.yaml"], project)
-    _set_params(project, train__epochs=12, train__resume=True, train__log_every=1)
+    # patience 0: every epoch runs, so the signals below land while training still runs
+    _set_params(
+        project, train__epochs=12, train__resume=True, train__log_every=1, train__patience=0
+    )
     _dvc(project, "repro")  # the uninterrupted reference
     reference = (project / "metrics" / "test.json").read_text()
     model = project / "models" / "model.pt"
@@ -231,7 +234,12 @@ def test_killed_training_is_rerun_and_resumes_to_the_same_result(project):
     # SIGINT (Ctrl-C) while training runs: enough epochs (a tiny epoch takes ~0.05 s) that the
     # signal lands in training, not after it
     _set_params(
-        project, train__epochs=400, train__resume=True, train__log_every=1, train__lr=0.0011
+        project,
+        train__epochs=400,
+        train__resume=True,
+        train__log_every=1,
+        train__lr=0.0011,
+        train__patience=0,
     )
     since = time.time()
     proc = _start_repro(project)
@@ -242,7 +250,14 @@ def test_killed_training_is_rerun_and_resumes_to_the_same_result(project):
     assert "train" in _dvc(project, "status").stdout
 
     # SIGKILL after a complete epoch: the saved state survives, the checkpoint does not exist
-    _set_params(project, train__epochs=12, train__resume=True, train__log_every=1, train__lr=0.001)
+    _set_params(
+        project,
+        train__epochs=12,
+        train__resume=True,
+        train__log_every=1,
+        train__lr=0.001,
+        train__patience=0,
+    )
     since = time.time()
     proc = _start_repro(project)
     # this run's state: the interrupted run above left one of its own (other params) behind

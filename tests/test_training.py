@@ -251,17 +251,61 @@ def test_the_ngram_paths_train_and_their_checkpoint_binds_both_vocabularies(
 
 def test_the_ngram_linear_model_gets_its_own_learning_rate_and_penalty(tiny_config):
     from agnews.batching import InputSpec
-    from agnews.training import make_optimizer
+    from agnews.training import make_optimizers
 
     cfg = dataclasses.replace(tiny_config.model, ngram_logits=True)
     model = TextClassifier(cfg, 50, InputSpec(0, 256, None), bag_size=30)
-    train = dataclasses.replace(tiny_config.train, lr=0.002, ngram_lr=0.05, ngram_weight_decay=1e-4)
-    network, wide = make_optimizer(model, train).param_groups
+    train = dataclasses.replace(
+        tiny_config.train, lr=0.002, ngram_lr=0.05, ngram_weight_decay=1e-4, sparse_ngrams=False
+    )
+    (optimizer,) = make_optimizers(model, train)
+    network, wide = optimizer.param_groups
     assert wide["params"] == [model.ngram_logits.weight]
     assert (wide["lr"], wide["weight_decay"]) == (0.05, 1e-4)
     assert network["lr"] == 0.002 and network["weight_decay"] == train.weight_decay
     assert len(network["params"]) == len(list(model.parameters())) - 1
     assert torch.count_nonzero(model.ngram_logits.weight) == 0  # starts at the network's answer
+    assert not model.ngram_logits.sparse
+
+
+def test_sparse_ngram_tables_get_sparse_adam_at_their_own_rates(tiny_config):
+    from agnews.batching import InputSpec
+    from agnews.training import make_optimizers
+
+    cfg = dataclasses.replace(tiny_config.model, ngram_logits=True, ngram_dim=4)
+    model = TextClassifier(cfg, 50, InputSpec(0, 256, None), bag_size=30)
+    train = dataclasses.replace(tiny_config.train, lr=0.002, ngram_lr=0.05, sparse_ngrams=True)
+    dense, sparse = make_optimizers(model, train)
+    assert isinstance(sparse, torch.optim.SparseAdam) and isinstance(dense, torch.optim.Adam)
+    bag, wide = sparse.param_groups
+    assert bag["params"] == [model.bag.weight] and bag["lr"] == 0.002
+    assert wide["params"] == [model.ngram_logits.weight] and wide["lr"] == 0.05
+    (network,) = dense.param_groups
+    assert len(network["params"]) == len(list(model.parameters())) - 2
+    assert model.bag.sparse and model.ngram_logits.sparse  # their gradients: touched rows only
+
+
+def test_sparse_and_dense_ngram_tables_clip_to_the_same_gradient_norm(tiny_config):
+    """Sparse gradients repeat a row once per text that has it: the norm sums them first."""
+    from agnews.batching import InputSpec
+    from agnews.training import clip_grad_norm
+
+    cfg = dataclasses.replace(tiny_config.model, ngram_logits=True, ngram_dim=4)
+    grads = []
+    for sparse in (False, True):
+        torch.manual_seed(0)
+        model = TextClassifier(cfg, 50, InputSpec(0, 256, None), bag_size=30)
+        nn_init = torch.nn.init
+        nn_init.normal_(model.ngram_logits.weight)
+        model.bag.sparse = model.ngram_logits.sparse = sparse
+        ids = torch.tensor([[1, 5, 6, 2], [1, 7, 2, 0]])
+        bag = torch.tensor([3, 4, 3, 3, 9])  # n-gram 3 in both texts, twice in the first
+        out = model(ids, torch.tensor([4, 3]), bag, torch.tensor([0, 3]), torch.ones(5) * 0.5)
+        out.sum().backward()
+        total = clip_grad_norm(model, 0.01)
+        grads.append((float(total), model.ngram_logits.weight.grad.to_dense()))
+    assert grads[0][0] == pytest.approx(grads[1][0], rel=1e-5) and grads[0][0] > 0.01
+    assert torch.allclose(grads[0][1], grads[1][1], atol=1e-7)
 
 
 def test_an_ensemble_averages_members_from_consecutive_seeds(
@@ -296,3 +340,132 @@ def test_an_ensemble_averages_members_from_consecutive_seeds(
     assert predict_main(args) == 0
     probs = json.loads(capsys.readouterr().out)["probabilities"]
     assert abs(sum(probs.values()) - 1) < 0.01
+
+
+def _scripted_validation(monkeypatch, accuracies):
+    """Make validation return `accuracies` in turn (loss 1 - acc); returns the list of calls."""
+    import agnews.training as training
+
+    calls = []
+
+    def scripted(model, val, batch_size):
+        calls.append(len(calls))
+        acc = accuracies[min(len(calls), len(accuracies)) - 1]
+        return acc, 1.0 - acc
+
+    monkeypatch.setattr(training, "validate", scripted)
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("patience", "accuracies", "passes", "stopped", "reason"),
+    [
+        # 2 flat passes in a row (0.6 then 0.55) stop training right after the second
+        (2, [0.5, 0.6, 0.6, 0.55, 0.9], 4, 2.0, "patience"),
+        # a flat pass then a new best resets the count; 3 flat in a row stop it
+        (3, [0.5, 0.5, 0.6, 0.6, 0.6, 0.6, 0.9], 6, 3.0, "patience"),
+        (1, [0.5, 0.6, 0.7, 0.8, 0.8], 5, 2.5, "patience"),
+        (0, [0.5] * 10, 10, 5.0, "max_epochs"),  # 0: never stops, however flat
+        (4, [0.5, 0.6, 0.6, 0.6, 0.7, 0.7, 0.7, 0.8, 0.8, 0.8], 10, 5.0, "max_epochs"),
+    ],
+)
+def test_early_stopping_stops_right_after_patience_flat_passes(
+    tmp_path, prepared_dir, tiny_config, monkeypatch, patience, accuracies, passes, stopped, reason
+):
+    calls = _scripted_validation(monkeypatch, accuracies)
+    cfg = dataclasses.replace(tiny_config.train, epochs=5, patience=patience)
+    out, summary = _train(tmp_path, prepared_dir, dataclasses.replace(tiny_config, train=cfg))
+    assert len(calls) == passes
+    assert (summary["stopped_epoch"], summary["stop_reason"]) == (stopped, reason)
+    assert summary["stopped_step"] == 5 * passes  # 10 batches per epoch, 2 passes
+    assert summary["best_val_acc"] == max(accuracies[:passes])
+    live = json.loads((out / "live" / "metrics.json").read_text())
+    assert (live["stopped_epoch"], live["stop_reason"]) == (stopped, reason)
+    val_rows = (out / "live" / "plots" / "metrics" / "acc" / "val.tsv").read_text().splitlines()
+    assert len(val_rows) == 1 + passes
+
+
+def test_a_run_that_stops_early_is_the_prefix_of_the_run_that_does_not(
+    tmp_path, prepared_dir, tiny_config
+):
+    """Same weights at every step up to the stop: its curves are the full run's first rows and
+    its checkpoint is the full run's best of those passes (here the schedule is cosine, over
+    the maximum epochs)."""
+    runs = {}
+    for patience in (0, 1):
+        cfg = dataclasses.replace(
+            tiny_config.train, epochs=4, patience=patience, lr_schedule="cosine", log_every=1
+        )
+        out, summary = _train(
+            tmp_path, prepared_dir, dataclasses.replace(tiny_config, train=cfg), f"p{patience}"
+        )
+        curves = out / "live" / "plots" / "metrics"
+        runs[patience] = (summary, (curves / "acc" / "val.tsv").read_text().splitlines())
+    (full, full_val), (early, early_val) = runs[0], runs[1]
+    assert full["stop_reason"] == "max_epochs" and full["stopped_epoch"] == 4
+    assert early["stop_reason"] == "patience" and early["stopped_epoch"] < 4
+    assert early_val == full_val[: len(early_val)]
+    accs = [float(r.split("\t")[-1]) for r in full_val[1 : len(early_val)]]
+    assert early["best_val_acc"] == round(max(accs), 6)
+
+
+def test_early_stopping_survives_an_interruption(tmp_path, prepared_dir, tiny_config, monkeypatch):
+    """The count of flat passes is part of the saved state: a run interrupted after epoch 2
+    with 2 flat passes stops after one more, as the uninterrupted run does."""
+    accuracies = [0.5, 0.6, 0.6, 0.6, 0.6, 0.7, 0.8, 0.9]
+    cfg = dataclasses.replace(tiny_config.train, epochs=4, patience=3, resume=True)
+
+    def run(name):
+        out = tmp_path / name
+        return train_model(
+            prepared_dir, out / "model.pt", out / "live", tiny_config.model, cfg, out / "state.pt"
+        )
+
+    _scripted_validation(monkeypatch, accuracies)
+    ref = run("ref")
+    assert (ref["stopped_epoch"], ref["stop_reason"]) == (2.5, "patience")
+
+    import agnews.training as training
+
+    calls = _scripted_validation(monkeypatch, accuracies)
+    scripted = training.validate
+
+    def interrupt(model, val, batch_size):
+        if len(calls) == 4:  # epoch 2 is complete and saved
+            raise KeyboardInterrupt
+        return scripted(model, val, batch_size)
+
+    monkeypatch.setattr(training, "validate", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        run("cut")
+    assert torch.load(tmp_path / "cut" / "state.pt", weights_only=True)["flat_evals"] == 2
+    monkeypatch.setattr(training, "validate", scripted)
+    resumed = run("cut")
+    assert len(calls) == 5  # one pass after resuming, then the stop
+    assert (resumed["stopped_epoch"], resumed["stop_reason"]) == (2.5, "patience")
+    assert resumed["best_val_acc"] == ref["best_val_acc"]
+
+
+def test_each_ensemble_member_stops_on_its_own(tmp_path, prepared_dir, tiny_config, monkeypatch):
+    # member 1: flat at its 2nd pass (stops at 1.0); member 2: at its 3rd (stops at 1.5); the
+    # last value is the ensemble's own validation pass
+    calls = _scripted_validation(monkeypatch, [0.5, 0.5, 0.5, 0.6, 0.6, 0.7])
+    cfg = dataclasses.replace(tiny_config.train, epochs=3, patience=1, ensemble=2)
+    _, summary = _train(tmp_path, prepared_dir, dataclasses.replace(tiny_config, train=cfg))
+    assert len(calls) == 6
+    assert summary["stopped_epoch"] == 1.25 and summary["stop_reason"] == "patience"
+    assert summary["stopped_step"] == 10 + 15
+    assert summary["best_val_acc"] == 0.7
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_training_flushes_denormals_as_configured(
+    tmp_path, prepared_dir, tiny_config, monkeypatch, flush
+):
+    calls = []
+    original = torch.set_flush_denormal
+    monkeypatch.setattr(torch, "set_flush_denormal", lambda on: calls.append(on) or original(on))
+    cfg = dataclasses.replace(tiny_config.train, flush_denormal=flush)
+    _train(tmp_path, prepared_dir, dataclasses.replace(tiny_config, train=cfg))
+    assert calls == [flush]
+    original(False)

@@ -3,7 +3,7 @@
     python -m agnews.compare                 # the commit's experiments (and the commit itself)
     python -m agnews.compare -n 3            # also the experiments of the 2 commits before
     python -m agnews.compare --all-commits   # every experiment in the repository
-    python -m agnews.compare --sort test     # best test accuracy first (also: val, name)
+    python -m agnews.compare --sort val      # best validation accuracy first (or: name)
     python -m agnews.compare --md            # a Markdown table
 
 Built on `dvc exp show --json`, whose full table has a column for each of ~50 params and ~60
@@ -11,7 +11,8 @@ metrics. This one keeps the model in one column (cell, layers, direction, poolin
 then epochs, learning rate, batch size, best validation accuracy, test accuracy, macro-F1 and
 training seconds, and fits whatever is left of `--width` (default 120) with the other params
 that differ from the commit's params.yaml. Queued, running and failed experiments are listed
-with their state instead of numbers.
+with their state instead of numbers. Rows sort by validation, never by test: a choice made
+by sorting on test would be fitted to the test split.
 """
 
 from __future__ import annotations
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", "--num", type=int, default=1, help="commits back from HEAD")
     parser.add_argument("--all-commits", action="store_true", help="every commit's experiments")
     parser.add_argument("--rev", help="commit to start from (default HEAD)")
-    parser.add_argument("--sort", choices=("val", "test", "name"), help="order of the rows")
+    parser.add_argument("--sort", choices=("val", "name"), help="order of the rows")
     parser.add_argument("--width", type=int, default=120, help="table width (default 120)")
     parser.add_argument("--md", action="store_true", help="a Markdown table")
     args = parser.parse_args(argv)
@@ -242,13 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.sort == "name":
         rows.sort(key=lambda r: r.name)
-    elif args.sort:
-        key = (
-            (lambda r: r.live.get("best_val_acc", -1))
-            if args.sort == "val"
-            else (lambda r: r.test.get("accuracy", -1))
-        )
-        rows.sort(key=key, reverse=True)
+    elif args.sort == "val":
+        rows.sort(key=lambda r: r.live.get("best_val_acc", -1), reverse=True)
     print(render(table_cells(rows, base), args.width, args.md))
     return 0
 

@@ -222,6 +222,9 @@ class TrainConfig:
     ngram_lr: float  # learning rate of the n-gram linear model (model.ngram_logits)
     ngram_weight_decay: float  # L2 penalty on the n-gram linear model's weights
     ensemble: int  # models trained from seeds seed..seed+ensemble-1, probabilities averaged
+    patience: int  # validation passes without a new best before training stops; 0 = never
+    flush_denormal: bool  # flush float32 denormals to zero while training (CPU speed)
+    sparse_ngrams: bool  # n-gram tables get sparse gradients and torch.optim.SparseAdam
 
     def __post_init__(self) -> None:
         for key in (
@@ -239,6 +242,7 @@ class TrainConfig:
         _check(0 < self.ngram_lr <= 10, "train.ngram_lr", "must be in (0, 10]")
         _check(self.ngram_weight_decay >= 0, "train.ngram_weight_decay", "must be >= 0")
         _check(1 <= self.ensemble <= 10, "train.ensemble", "must be in 1..10")
+        _check(self.patience >= 0, "train.patience", "must be >= 0 (0 = no early stopping)")
         _check(self.seed + self.ensemble - 1 <= MAX_SEED, "train.seed", "+ ensemble - 1 overflows")
         _check(
             not (self.resume and self.ensemble > 1),
@@ -290,12 +294,36 @@ class Config:
                 "model.ngram_logits",
                 "needs n-grams from prepare: set prepare.ngrams >= 1 (or model.ngram_logits=false)",
             )
+        if self.train.sparse_ngrams and uses_ngrams(self.model):
+            t = self.train
+            _check(
+                t.optimizer in ("adam", "adamw"),
+                "train.sparse_ngrams",
+                f"needs train.optimizer adam or adamw (SparseAdam updates the n-gram tables), "
+                f"not {t.optimizer}; or set train.sparse_ngrams=false",
+            )
+            decays = {"train.ngram_weight_decay": t.ngram_weight_decay}
+            if self.model.ngram_dim:  # the bag table is in the network's group
+                decays["train.weight_decay"] = t.weight_decay
+            for key, value in decays.items():
+                _check(
+                    value == 0,
+                    "train.sparse_ngrams",
+                    f"SparseAdam has no weight decay, but {key}={value}: set it to 0 or set "
+                    "train.sparse_ngrams=false (dense Adam over the whole n-gram tables)",
+                )
         if self.model.fixed_len is not None:
             _check(
                 self.model.fixed_len <= self.train.max_len,
                 "model.fixed_len",
                 f"{self.model.fixed_len} exceeds train.max_len={self.train.max_len}",
             )
+
+
+def uses_ngrams(cfg: ModelConfig) -> bool:
+    """Whether the model reads each text's n-grams (prepared with prepare.ngrams >= 1) through
+    its n-gram tables (model.ngram_dim, model.ngram_logits)."""
+    return cfg.ngram_dim > 0 or cfg.ngram_logits
 
 
 def _check(ok: bool, key: str, message: str) -> None:

@@ -24,14 +24,9 @@ from torch import nn
 
 from agnews import NUM_CLASSES
 from agnews.batching import Batch, InputSpec
-from agnews.config import ModelConfig
+from agnews.config import ModelConfig, uses_ngrams
 
 _CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
-
-
-def uses_ngrams(cfg: ModelConfig) -> bool:
-    """Whether the model reads each text's n-grams (prepared with prepare.ngrams >= 1)."""
-    return cfg.ngram_dim > 0 or cfg.ngram_logits
 
 
 def reverse_real_tokens(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

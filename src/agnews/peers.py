@@ -11,7 +11,11 @@ numbers sit beside `dvc exp show`'s in reports/ladder.md. The TF-IDF peers read 
 with scikit-learn's own tokenizer (its defaults, sublinear tf), at the C the issue's peer
 figures used (0.5) and at the C best on validation; fastText reads our tokens. Each peer is
 fitted on the train rows only and scored on validation and test (macro-F1 on test too); the
-JSON lists them with their settings and fit times.
+JSON lists them with their settings and fit times, and each peer's per-row test predictions go
+to `--predictions DIR/<peer>.csv` in the evaluate stage's format (agnews.predictions), so the
+ladder report compares them with the RNNs row by row. Their probabilities: logistic
+regression's own, fastText's own (softmax), and for LinearSVC, which has none, the softmax of
+its decision scores (its ranking, not calibrated probabilities).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import sys
 import tempfile
 import time
@@ -30,11 +35,14 @@ from typing import Any
 
 import numpy as np
 
+from agnews import NUM_CLASSES
 from agnews.atomic import write_json
 from agnews.config import load_params
 from agnews.errors import AgnewsError
 from agnews.evaluation import classification_metrics
+from agnews.predictions import write_predictions
 from agnews.prepare import Splits, split_rows
+from agnews.provenance import raw_digest
 
 C_GRID = (0.1, 0.3, 0.5, 1.0, 3.0, 10.0, 30.0)  # searched on validation for the "best C" peers
 
@@ -57,6 +65,33 @@ class _BestOnValidation:
 
     def predict(self, docs: list[str]) -> np.ndarray:
         return self.model.predict(docs)
+
+    def probabilities(self, docs: list[str]) -> np.ndarray:
+        return probabilities(self.model, docs)
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    z = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def probabilities(model: Any, docs: list[str]) -> np.ndarray:
+    """(N, 4) class probabilities of a fitted peer, columns in class-id order: its own
+    `probabilities`, else scikit-learn's predict_proba, else the softmax of its
+    decision_function (LinearSVC)."""
+    if hasattr(model, "probabilities"):
+        return model.probabilities(docs)
+    classes = list(getattr(model, "classes_", []))
+    if classes != list(range(NUM_CLASSES)):
+        raise AgnewsError(f"a peer learned classes {classes}, expected 0..{NUM_CLASSES - 1}")
+    if hasattr(model, "predict_proba"):
+        return np.asarray(model.predict_proba(docs), dtype=np.float64)
+    return _softmax(np.asarray(model.decision_function(docs), dtype=np.float64))
+
+
+def slug(name: str) -> str:
+    """A file name for a peer, e.g. "tf-idf-uni-bigrams-linearsvc-c-0-5"."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower().replace("+", " ")).strip("-")
 
 
 def _sklearn_peers(val: tuple[list[str], np.ndarray]) -> dict[str, Callable[[], Any]]:
@@ -137,6 +172,14 @@ class _FastText:
         labels, _ = self.model.predict(docs)
         return np.array([int(x[0].removeprefix("__label__")) for x in labels])
 
+    def probabilities(self, docs: list[str]) -> np.ndarray:
+        labels, probs = self.model.predict(docs, k=NUM_CLASSES)
+        out = np.zeros((len(docs), NUM_CLASSES))
+        for i, (row_labels, row_probs) in enumerate(zip(labels, probs, strict=True)):
+            for label, p in zip(row_labels, row_probs, strict=True):
+                out[i, int(label.removeprefix("__label__"))] = p
+        return out / out.sum(axis=1, keepdims=True)  # fastText's softmax, to float precision
+
 
 def _fasttext_peers() -> dict[str, Callable[[], Any]]:
     try:
@@ -150,10 +193,13 @@ def _fasttext_peers() -> dict[str, Callable[[], Any]]:
 
 
 def score_peers(
-    splits: Splits, peers: dict[str, tuple[str, Callable[[], Any]]]
+    splits: Splits,
+    peers: dict[str, tuple[str, Callable[[], Any]]],
+    predictions_dir: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """Fit each peer on train, score it on validation and test. `peers`: name -> (input, factory)
-    with input "text" (the raw texts) or "tokens" (our tokens joined by spaces)."""
+    with input "text" (the raw texts) or "tokens" (our tokens joined by spaces). With
+    `predictions_dir`, each peer's test predictions go to `<predictions_dir>/<slug>.csv`."""
     inputs = {
         "text": splits.texts,
         "tokens": {split: [" ".join(t) for t in toks] for split, toks in splits.tokens.items()},
@@ -180,6 +226,11 @@ def score_peers(
                 "fit_seconds": round(fit_seconds, 1),
             }
         )
+        if predictions_dir is not None:
+            path = Path(predictions_dir) / f"{slug(name)}.csv"
+            probs = probabilities(model, docs["test"])  # (N, 4)
+            write_predictions(path, splits.labels["test"], np.asarray(test), probs)
+            results[-1]["predictions"] = path.as_posix()
         print(
             f"{name}: val {results[-1]['val_acc']:.4f}, test {scores['accuracy']:.4f}, "
             f"macro-F1 {scores['macro_f1']:.4f} ({fit_seconds:.0f} s)",
@@ -196,6 +247,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--raw", help="download's folder (default: paths.raw_dir)")
     parser.add_argument("--out", default="reports/peers.json", help="JSON written here")
     parser.add_argument("--no-fasttext", action="store_true", help="skip fastText")
+    parser.add_argument(
+        "--predictions",
+        default="reports/peers",
+        help="folder for each peer's per-row test predictions, <peer>.csv (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     try:
         cfg = load_params(args.params)
@@ -211,7 +267,11 @@ def main(argv: list[str] | None = None) -> int:
             ) from None
         if not args.no_fasttext:
             peers |= {n: ("tokens", f) for n, f in _fasttext_peers().items()}
-        results = score_peers(splits, peers)
+        results = score_peers(splits, peers, args.predictions)
+        for peer in results:  # relative to the JSON's folder, as the ladder report reads it
+            peer["predictions"] = Path(
+                os.path.relpath(peer["predictions"], Path(args.out).parent)
+            ).as_posix()
     except AgnewsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -222,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
             "command": "python -m agnews.peers",
             "data": {
                 "source": source.get("local_dir") or source.get("dataset"),
+                "raw_digest": raw_digest(raw_dir),  # the rows (agnews.provenance)
                 "rows": {s: len(v) for s, v in splits.labels.items()},
                 "prepare": {"val_size": p.val_size, "seed": p.seed},
             },

@@ -13,6 +13,7 @@ import numpy as np
 
 from agnews.atomic import atomic_dir, write_json, write_text
 from agnews.errors import DataError
+from agnews.provenance import raw_digest
 from agnews.raw import check_split, read_raw
 from agnews.shards import save_shard, shard_from_ids, stratified_split
 from agnews.text import tokenize_all
@@ -159,6 +160,7 @@ def prepare_dataset(
         "vocab_size": len(vocab),
         "ngram_vocab_size": len(bag_vocab) if bag_vocab is not None else 0,
         "rows": {split: len(splits.labels[split]) for split in SPLIT_NAMES},
+        "raw_digest": raw_digest(raw_dir),  # the rows themselves (agnews.provenance)
         "dropped_empty": splits.dropped_empty,
         "train_token_coverage": round(coverage, 4),
         "train_length": length_stats(train_lengths),

@@ -32,6 +32,7 @@ from agnews.errors import DataError, TrainingError
 from agnews.evaluation import predict_shard
 from agnews.models import Ensemble, TextClassifier, uses_ngrams
 from agnews.plots import GradFlow, grad_flow_figure
+from agnews.provenance import code_hash
 from agnews.runtime import pick_device, seed_everything
 from agnews.shards import Shard, load_shard
 
@@ -40,25 +41,80 @@ log = logging.getLogger(__name__)
 # --- small helpers
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """The optimizer over the network at train.lr and, if the model has one, the n-gram linear
-    model at train.ngram_lr with its own L2 penalty, train.ngram_weight_decay."""
+def ngram_tables(model: nn.Module) -> list[nn.EmbeddingBag]:
+    """The model's n-gram tables (model.ngram_dim's bag, model.ngram_logits' linear model)."""
+    tables = (getattr(model, "bag", None), getattr(model, "ngram_logits", None))
+    return [t for t in tables if t is not None]
+
+
+def make_optimizers(model: nn.Module, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
+    """The optimizers of a model: one over the network at train.lr and, if the model has one,
+    the n-gram linear model at train.ngram_lr with its own L2 penalty,
+    train.ngram_weight_decay.
+
+    With train.sparse_ngrams the n-gram tables are switched to sparse gradients and get a
+    second optimizer, torch.optim.SparseAdam (the bag at train.lr, the linear model at
+    train.ngram_lr): a step then reads and writes only the rows its batch touched, where dense
+    Adam passes over all of each table's rows (31M parameters in wide_deep) several times per
+    step, and the moments of untouched rows decay into float32 denormals (bench/
+    sparse_ngrams.py). Like every lazy Adam it leaves a row alone while batches skip it, where
+    dense Adam keeps moving it along its decaying momentum: wide_deep learned worse (1.34
+    validation points on 3 paired seeds, bench/README.md), so it is off by default."""
     wide = getattr(model, "ngram_logits", None)
-    wide_ids = {id(p) for p in wide.parameters()} if wide is not None else set()
-    params: list = [{"params": [p for p in model.parameters() if id(p) not in wide_ids]}]
+    bag = getattr(model, "bag", None)
+    sparse = cfg.sparse_ngrams and cfg.optimizer in ("adam", "adamw")
+    tables = ngram_tables(model) if sparse else [t for t in (wide,) if t is not None]
+    table_ids = {id(p) for t in tables for p in t.parameters()}
+    groups: list = [{"params": [p for p in model.parameters() if id(p) not in table_ids]}]
+    table_groups: list = []
+    if sparse and bag is not None:
+        table_groups.append({"params": list(bag.parameters()), "lr": cfg.lr})
     if wide is not None:
-        params.append(
+        table_groups.append(
             {
                 "params": list(wide.parameters()),
                 "lr": cfg.ngram_lr,
                 "weight_decay": cfg.ngram_weight_decay,
             }
         )
+    if sparse:
+        for table in tables:
+            table.sparse = True  # backward returns only the touched rows' gradients
+        for group in table_groups:
+            group.pop("weight_decay", None)  # zero: the config refuses anything else
+        optimizers = [_dense_optimizer(groups, cfg)]
+        if table_groups:
+            optimizers.append(torch.optim.SparseAdam(table_groups, lr=cfg.lr))
+        return optimizers
+    return [_dense_optimizer(groups + table_groups, cfg)]
+
+
+def _dense_optimizer(groups: list, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":  # fused: one kernel for all parameters, on CPU and CUDA
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+
+
+def clip_grad_norm(model: nn.Module, max_norm: float) -> torch.Tensor:
+    """torch.nn.utils.clip_grad_norm_ over every gradient, sparse ones included (their
+    duplicate rows summed first): the same global norm as dense gradients would have."""
+    params = [p for p in model.parameters() if p.grad is not None]
+    if not any(p.grad.is_sparse for p in params):
+        return nn.utils.clip_grad_norm_(params, max_norm)
+    grads = []
+    for p in params:
+        if p.grad.is_sparse:
+            p.grad = p.grad.coalesce()
+            grads.append(p.grad._values())
+        else:
+            grads.append(p.grad)
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(scale)
+    return total
 
 
 def get_lr_factor(step: int, total_steps: int, cfg: TrainConfig) -> float:
@@ -84,10 +140,15 @@ def grad_flow(model: nn.Module, epoch: int) -> GradFlow:
     names, means, maxes = [], [], []
     for name, p in model.named_parameters():
         if p.requires_grad and p.grad is not None and "bias" not in name:
-            g = p.grad.detach().abs()
+            g = p.grad.detach()
+            if g.is_sparse:  # the untouched rows' gradients are zeros
+                values = g.coalesce().values().abs()
+                mean, top = values.sum().item() / p.numel(), values.max().item()
+            else:
+                mean, top = g.abs().mean().item(), g.abs().max().item()
             names.append(name)
-            means.append(g.mean().item())
-            maxes.append(g.max().item())
+            means.append(mean)
+            maxes.append(top)
     return GradFlow(epoch, names, means, maxes)
 
 
@@ -159,8 +220,8 @@ class TrainState:
     """Everything a run needs to continue after its last complete epoch."""
 
     model: TextClassifier
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
+    optimizers: list[torch.optim.Optimizer]  # the network's, and SparseAdam's for n-gram tables
+    schedulers: list[torch.optim.lr_scheduler.LRScheduler]  # one per optimizer, same schedule
     rng: np.random.Generator  # the batch order
     epoch: int = 0  # last complete epoch
     step: int = 0  # optimizer steps so far
@@ -168,6 +229,9 @@ class TrainState:
     train_seconds: float = 0.0  # time in training steps, validation excluded
     best: Best = field(default_factory=Best)
     grad_flows: list[GradFlow] = field(default_factory=list)  # one per epoch
+    flat_evals: int = 0  # validation passes since the last new best (early stopping)
+    stopped_epoch: float = 0.0  # where training stopped (fractional epochs)
+    stop_reason: str = ""  # "patience" (early stopping) or "max_epochs"
 
     def save(self, path: str | Path, identity: dict) -> None:
         device = next(self.model.parameters()).device
@@ -180,8 +244,9 @@ class TrainState:
                 "samples": self.samples,
                 "train_seconds": self.train_seconds,
                 "model_state": self.model.state_dict(),
-                "optimizer_state": self.optimizer.state_dict(),
-                "scheduler_state": self.scheduler.state_dict(),
+                "optimizer_states": [o.state_dict() for o in self.optimizers],
+                "scheduler_states": [s.state_dict() for s in self.schedulers],
+                "flat_evals": self.flat_evals,
                 "numpy_rng": self.rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
@@ -207,8 +272,11 @@ class TrainState:
             log.warning("ignoring training state %s: it belongs to other params or data", path)
             return False
         self.model.load_state_dict(saved["model_state"])
-        self.optimizer.load_state_dict(saved["optimizer_state"])
-        self.scheduler.load_state_dict(saved["scheduler_state"])
+        for optimizer, state in zip(self.optimizers, saved["optimizer_states"], strict=True):
+            optimizer.load_state_dict(state)
+        for scheduler, state in zip(self.schedulers, saved["scheduler_states"], strict=True):
+            scheduler.load_state_dict(state)
+        self.flat_evals = saved["flat_evals"]
         self.rng.bit_generator.state = saved["numpy_rng"]
         torch.set_rng_state(saved["torch_rng"])
         if device.type == "cuda" and saved["cuda_rng"] is not None:  # dropout masks on the GPU
@@ -279,14 +347,16 @@ def train_step(
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
         logits = model.classify(batch)  # (B, C)
     loss = nn.functional.cross_entropy(logits.float(), batch.labels)
-    state.optimizer.zero_grad(set_to_none=True)
+    for optimizer in state.optimizers:
+        optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if cfg.grad_clip > 0:
-        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        clip_grad_norm(model, cfg.grad_clip)
     if flow_epoch is not None:
         state.grad_flows.append(grad_flow(model, flow_epoch))
-    state.optimizer.step()
-    state.scheduler.step()
+    for optimizer, scheduler in zip(state.optimizers, state.schedulers, strict=True):
+        optimizer.step()
+        scheduler.step()
     state.step += 1
     state.samples += len(batch.labels)
     return loss.detach()
@@ -317,12 +387,15 @@ def new_member(setup: Setup, model_cfg: ModelConfig, cfg: TrainConfig, seed: int
     seed_everything(seed)
     words = len(setup.data.vocabs.words)
     model = TextClassifier(model_cfg, words, setup.inputs, setup.bag_size).to(setup.device)
-    optimizer = make_optimizer(model, cfg)
+    optimizers = make_optimizers(model, cfg)
+    # the schedule spans train.epochs, the maximum: a run that stops early is the prefix of
+    # the run that does not (same weights at every step before the stop)
     total_steps = cfg.epochs * setup.steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: get_lr_factor(s, total_steps, cfg)
-    )
-    return TrainState(model, optimizer, scheduler, np.random.default_rng(seed))
+    schedulers = [
+        torch.optim.lr_scheduler.LambdaLR(o, lambda s: get_lr_factor(s, total_steps, cfg))
+        for o in optimizers
+    ]
+    return TrainState(model, optimizers, schedulers, np.random.default_rng(seed))
 
 
 def run_epochs(
@@ -335,7 +408,11 @@ def run_epochs(
 ) -> None:
     """Train `state` from its last complete epoch to cfg.epochs, validating evals_per_epoch
     times per epoch and keeping the best weights in state.best; `save` is called after each
-    epoch. Logged steps are shifted by `step_offset` (the members before this one)."""
+    epoch. Logged steps are shifted by `step_offset` (the members before this one).
+
+    Early stopping: with cfg.patience = P > 0, training stops right after the P-th validation
+    pass in a row without a new best (state.stop_reason "patience"); otherwise it runs all
+    cfg.epochs ("max_epochs"). Either way state.stopped_epoch says where it ended."""
     model, data, device = state.model, setup.data, setup.device
     use_amp = cfg.amp and device.type == "cuda"
     evals_at = eval_steps(setup.steps_per_epoch, cfg.evals_per_epoch)
@@ -364,7 +441,7 @@ def run_epochs(
                         f"training loss became {mean_loss} at epoch {epoch}, step {state.step}; "
                         "lower train.lr or set train.grad_clip"
                     )
-                lr = state.scheduler.get_last_lr()[0]
+                lr = state.schedulers[0].get_last_lr()[0]
                 run_log.train_loss(step_offset + state.step, mean_loss, lr)
                 bar.set_postfix(loss=f"{mean_loss:.4f}")
                 window_loss, window_n = torch.zeros((), device=device), 0
@@ -376,15 +453,43 @@ def run_epochs(
                 position = round(epoch - 1 + i / len(batches), 4)
                 run_log.validation(step_offset + state.step, position, val_acc, val_loss)
                 log.info("epoch %.2f: val_loss %.4f val_acc %.4f", position, val_loss, val_acc)
-                state.best.update(val_acc, val_loss, position, state.step, model)
+                improved = state.best.update(val_acc, val_loss, position, state.step, model)
+                state.flat_evals = 0 if improved else state.flat_evals + 1
+                state.stopped_epoch = position
                 started = time.perf_counter()
+                if cfg.patience and state.flat_evals >= cfg.patience:
+                    state.stop_reason = "patience"
+                    break
 
-        # end of epoch: its mean loss, and the state a resumed run starts from
+        # end of epoch (or of training): its mean loss, and the state a resumed run starts from
+        bar.close()
         state.train_seconds += time.perf_counter() - started
+        if state.stop_reason:
+            log.info(
+                "early stop at epoch %.2f of %d: %d validation passes without a new best "
+                "(best %.4f at epoch %.2f)",
+                state.stopped_epoch, cfg.epochs, state.flat_evals, state.best.val_acc,
+                state.best.epoch,
+            )  # fmt: skip
+            return  # nothing to save: the run ends here, its state is deleted
         state.epoch = epoch
         run_log.epoch_end(step_offset + state.step, (epoch_loss / len(data.train)).item())
         if save is not None:
             save(state)
+    state.stop_reason = "max_epochs"
+    state.stopped_epoch = float(state.epoch)
+
+
+def stop_summary(members: list[TrainState]) -> dict[str, Any]:
+    """Where training stopped and why, for the run's metrics: `stopped_epoch` (the members'
+    mean for an ensemble), `stopped_step` (optimizer steps of all members) and `stop_reason`
+    ("patience" or "max_epochs"; "mixed" when an ensemble's members differ)."""
+    reasons = {m.stop_reason for m in members}
+    return {
+        "stopped_epoch": round(sum(m.stopped_epoch for m in members) / len(members), 4),
+        "stopped_step": sum(m.step for m in members),
+        "stop_reason": reasons.pop() if len(reasons) == 1 else "mixed",
+    }
 
 
 def train_model(
@@ -406,6 +511,7 @@ def train_model(
     """
     # setup: device, data, input settings; then each member: seeded model, optimizer, schedule
     device = pick_device(cfg.device)
+    torch.set_flush_denormal(cfg.flush_denormal)  # CPU: denormals cost several times normal
     data = load_data(data_dir, with_ngrams=uses_ngrams(model_cfg))
     inputs = InputSpec(data.vocabs.words.pad_id, cfg.max_len, model_cfg.fixed_len)
     bag_size = len(data.vocabs.ngrams) if data.vocabs.ngrams is not None else None
@@ -442,11 +548,13 @@ def train_model(
     seconds = sum(m.train_seconds for m in members)
     summary = {
         **best,
+        **stop_summary(members),
         "train_seconds": round(seconds, 2),
         "samples_per_s": round(sum(m.samples for m in members) / max(seconds, 1e-9), 1),
         "parameters": sum(p.numel() for p in model.parameters()),
         "device": device.type,
         "threads": torch.get_num_threads(),  # CPU threads (see agnews.ladder.worker_env)
+        "code_hash": code_hash(),  # the stages' code that made this run (agnews.provenance)
     }
     run_log.finish(summary, members[0].grad_flows)
     if state_path:

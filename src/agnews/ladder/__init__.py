@@ -13,8 +13,10 @@ An experiment that already exists on this commit with the same parameters is re-
 The report goes to reports/ladder.md only when every preset has a finished run; a ladder over
 a subset (or one with failures) goes to reports/ladder_partial.md, so the complete report is
 never replaced by one full of gaps. Besides the presets it lists the linear peers of
-reports/peers.json (`python -m agnews.peers`), seed repeats (experiments that differ from a
-preset only in train.seed) as mean and standard deviation, and every other experiment.
+reports/peers.json (`python -m agnews.peers`), paired comparisons of the steps the analysis
+discusses (from the runs' per-row test predictions), seed repeats (experiments that differ
+from a preset only in train.seed) as mean and standard deviation, and every other experiment.
+One table holds one code version (code hash and data); other runs are listed as older runs.
 
 The package is split along where the work happens: `plan` (what to run: presets x seeds x
 overrides), where it runs (`local`: this machine's `dvc queue`; `cluster`: a Ray cluster,

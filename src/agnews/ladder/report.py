@@ -1,4 +1,16 @@
-"""The ladder's report (reports/ladder.md or ladder_partial.md) from `dvc exp show --json`."""
+"""The ladder's report (reports/ladder.md or ladder_partial.md) from `dvc exp show --json`.
+
+One code version per table: every run records the hash of the code that trained it
+(`code_hash`, agnews.provenance) and prepare the digest of its rows (`raw_digest`). The table
+holds the runs of one version (code hash, data folder, rows digest): the version most of the
+presets' runs share. Runs of any other version, or made before runs recorded one, go to an
+"Older runs" list and into no comparison; seed groups are formed within the table's version.
+
+Paired comparisons: for each step of the ladder that the analysis discusses (STEPS), the
+accuracy difference of the two runs on the same test rows with a 95% paired bootstrap
+interval and McNemar's exact p-value (agnews.stats), from each run's per-row predictions
+(`metrics/predictions.csv` in its experiment commit; each peer's CSV from reports/peers.json).
+"""
 
 from __future__ import annotations
 
@@ -6,19 +18,41 @@ import json
 import shutil
 import statistics
 import subprocess
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from agnews.atomic import write_text
 from agnews.compare import flatten, model_label
-from agnews.errors import AgnewsError
+from agnews.errors import AgnewsError, DataError
 from agnews.ladder.experiments import experiments, run_dvc
+from agnews.predictions import Predictions, check_same_rows, parse_predictions, read_predictions
 from agnews.presets import apply_overrides, committed_params, full_overrides
+from agnews.stats import compare
 
 REPORT_DIR = Path("reports")
 PEERS_FILE = REPORT_DIR / "peers.json"
 PLOT_IDS = ("Training loss", "Validation accuracy")  # top-level plots of dvc.yaml
 TEST, LIVE, PREP = "metrics/test.json", "dvclive/train/metrics.json", "metrics/prepare.json"
+PREDICTIONS = "metrics/predictions.csv"  # the evaluate stage's per-row test predictions
+BEST_PEER = "best peer"  # stands for the linear peer best on validation in STEPS
+# (step, run A, run B): B - A on the same test rows, the steps reports/ladder_analysis.md reads
+STEPS = (
+    ("RNN -> GRU (max pooling)", "rnn_max", "gru_max"),
+    ("RNN -> GRU (mean pooling)", "rnn_mean", "gru_mean"),
+    ("pooling max -> mean (RNN)", "rnn_max", "rnn_mean"),
+    ("pooling max -> mean (GRU)", "gru_max", "gru_mean"),
+    ("GRU -> bidirectional LSTM", "gru_max", "bilstm"),
+    ("stacking: 1 -> 3 GRU layers", "gru_max", "gru_stacked"),
+    ("GRU Cat head", "gru_max", "gru_cat"),
+    ("flatten over 50 tokens (GRU)", "gru_max", "gru_flatten50"),
+    ("flatten (2-layer BiLSTM): 50 -> flatten70+mean+max", "bilstm2_flatten50",
+     "bilstm2_flatten_mean_max"),
+    ("the notebook's best vs the best GRU", "gru_max", "bilstm2_flatten_mean_max"),
+    ("tuned vs the notebook's best", "bilstm2_flatten_mean_max", "tuned"),
+    ("wide_deep vs tuned", "tuned", "wide_deep"),
+    ("best peer vs wide_deep", "wide_deep", BEST_PEER),
+)  # fmt: skip
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -62,6 +96,38 @@ def _data_line(runs: dict[str, dict]) -> str:
     return f"{line}; vocabulary {sizes}" if vocabs else line
 
 
+def version(run: dict) -> tuple[str | None, str | None, str | None]:
+    """(code hash, data folder or hub dataset, rows digest) of a run; None where it recorded
+    none (runs made before these were recorded)."""
+    flat = flatten(run["params"])
+    return (
+        run["metrics"].get(LIVE, {}).get("code_hash"),
+        flat.get("data.local_dir") or flat.get("data.hub_dataset"),
+        run["metrics"].get(PREP, {}).get("raw_digest"),
+    )
+
+
+def table_version(presets: dict, runs: dict[str, dict]) -> tuple | None:
+    """The version most of the presets' runs share (the first preset's on a tie), among runs
+    that recorded one; None if none did."""
+    versions = [version(runs[n]) for n in presets if n in runs]
+    counts = Counter(v for v in versions if v[0] is not None and v[2] is not None)
+    if not counts:
+        return None
+    top = max(counts.values())
+    return next(v for v in versions if counts.get(v) == top)
+
+
+def split_by_version(
+    presets: dict, runs: dict[str, dict]
+) -> tuple[tuple | None, dict[str, dict], dict[str, dict]]:
+    """(the table's version, its runs, every other run): rows of different code or data are
+    never mixed in one table."""
+    current = table_version(presets, runs)
+    same = {n: r for n, r in runs.items() if current is not None and version(r) == current}
+    return current, same, {n: r for n, r in runs.items() if n not in same}
+
+
 def seed_groups(runs: dict[str, dict], presets: dict, base: dict) -> dict[str, list[str]]:
     """Preset -> the experiments (the preset's own run included) whose params differ from
     the preset's only in train.seed (and data.local_dir)."""
@@ -74,6 +140,10 @@ def seed_groups(runs: dict[str, dict], presets: dict, base: dict) -> dict[str, l
             ignore = {"train.seed", "data.local_dir", "data.hub_dataset"}
             if all(flat.get(k) == v for k, v in expected.items() if k not in ignore):
                 groups.setdefault(preset, []).append(name)
+    groups = {  # one version per group: the same code and data (and its rows' digest)
+        p: [n for n in names if version(runs[n]) == version(runs[sorted(names)[0]])]
+        for p, names in groups.items()
+    }
     return {p: sorted(n) for p, n in groups.items() if len(n) > 1}
 
 
@@ -84,22 +154,99 @@ def _mean_sd(values: list[float]) -> str:
     return f"{100 * statistics.mean(values):.2f} ± {100 * sd:.2f}"
 
 
+def _stopped(live: dict) -> str:
+    """e.g. "3.5 (early stop)", "10 (max epochs)"."""
+    epoch, reason = live.get("stopped_epoch"), live.get("stop_reason")
+    if epoch is None:
+        return "–"
+    why = {"patience": "early stop", "max_epochs": "max epochs"}.get(reason, str(reason))
+    return f"{epoch:g} ({why})"
+
+
+def best_peer(peers: dict | None) -> dict | None:
+    """The linear peer best on validation (never chosen on test)."""
+    listed = (peers or {}).get("peers") or []
+    return max(listed, key=lambda p: p.get("val_acc", -1)) if listed else None
+
+
+def paired_lines(predictions: dict[str, Predictions], peers: dict | None) -> list[str]:
+    """The paired comparisons of STEPS as a Markdown table (rows with a run missing say so)."""
+    peer = best_peer(peers)
+    lines = [
+        "## Paired comparisons on the same test rows",
+        "",
+        "For each step the analysis discusses: B's test accuracy minus A's in points, on the "
+        "same 7,600 rows, with a 95% paired bootstrap interval (10,000 resamples of the rows) "
+        "and McNemar's exact test on the rows only one of them got right. An interval that "
+        "contains 0 is no evidence of a difference. Single runs (the preset's own seed): seed "
+        "noise comes on top, see the seed repeats.",
+        "",
+        "| step | A | B | B − A (95% interval) | only A right | only B right | McNemar p |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for step, a, b in STEPS:
+        names = [peer["name"] if (n == BEST_PEER and peer) else n for n in (a, b)]
+        shown = [n if peer and n == peer["name"] else f"`{n}`" for n in names]
+        if not all(n in predictions for n in names):
+            missing = ", ".join(n for n in names if n not in predictions)
+            lines.append(f"| {step} | {shown[0]} | {shown[1]} | no predictions: {missing} | | | |")
+            continue
+        pa, pb = predictions[names[0]], predictions[names[1]]
+        try:
+            check_same_rows(pa, pb, (names[0], names[1]))
+        except DataError:
+            lines.append(f"| {step} | {shown[0]} | {shown[1]} | not the same test rows | | | |")
+            continue
+        r = compare(pa.correct, pb.correct)
+        lines.append(
+            f"| {step} | {shown[0]} | {shown[1]} | {r.points()} | {r.only_a} | {r.only_b} "
+            f"| {r.p_value:.3g} |"
+        )
+    return lines
+
+
+def _version_text(v: tuple | None) -> str:
+    if v is None:
+        return "none recorded"
+    code, data, rows = v
+    return f"code `{code}`, data `{data}` (rows `{rows}`)"
+
+
 def report_lines(
-    presets: dict, runs: dict[str, dict], base: dict, peers: dict | None, header: str
+    presets: dict,
+    runs: dict[str, dict],
+    base: dict,
+    peers: dict | None,
+    header: str,
+    older: dict[str, dict] | None = None,
+    predictions: dict[str, Predictions] | None = None,
+    current: tuple | None = None,
 ) -> list[str]:
+    """The report: `runs` are the table's (one version, `current`), `older` every other run,
+    `predictions` the per-row test predictions by run or peer name."""
     lines = [
         header,
         "",
         f"Data: {_data_line(runs)}. Validation accuracy selects the checkpoint (best of "
         "`train.evals_per_epoch` passes per epoch); test accuracy is the full test split scored "
         "once with it. `where` is what trained it (`cpu (N threads)` or `cuda`); `train s` is "
-        "the training loop's time, validation passes excluded. The notebook's number is not "
+        "the training loop's time, validation passes excluded. `epochs` is the maximum; "
+        "`stopped` is where training ended and why (early stop: `train.patience` validation "
+        "passes without a new best). The notebook's number is not "
         "the same measurement: it trained on all 120,000 rows and took the best of its "
         "per-epoch evaluations on a 5,000-row test sample.",
         "",
+        (
+            f"One code version: every row below ran {_version_text(current)}"
+            if current
+            else "One code version: no run recorded its code and data yet, so none is shown"
+        )
+        + " (`code` is the hash of the prepare and train stages' code, agnews.provenance); "
+        'runs of other code or data are listed under "Older runs" and compared with nothing.',
+        "",
         "| run | notebook cell | model | batch | epochs | best val % (epoch) | test % "
-        "| macro-F1 % | train s | where | notebook % |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|",
+        "| macro-F1 % | train s | where | notebook % | stopped | code |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|",
     ]
     for name, preset in presets.items():
         run = runs.get(name)
@@ -120,13 +267,14 @@ def report_lines(
             f"| `{name}` | {cell} | {model_label(flat)} | {flat.get('train.batch_size')} "
             f"| {flat.get('train.epochs')} | {val} | {_pct(test.get('accuracy'))} "
             f"| {_pct(test.get('macro_f1'))} | {_fmt(live.get('train_seconds'), 0)} "
-            f"| {_where(live)} | {_fmt(preset.get('notebook_acc'), 2)} |"
+            f"| {_where(live)} | {_fmt(preset.get('notebook_acc'), 2)} | {_stopped(live)} "
+            f"| {live.get('code_hash', '–')} |"
         )
     for peer in (peers or {}).get("peers", []):
         lines.append(
             f"| {peer['name']} | (linear peer) | – | – | – | {_pct(peer.get('val_acc'))} "
             f"| {_pct(peer.get('test_acc'))} | {_pct(peer.get('test_macro_f1'))} "
-            f"| {_fmt(peer.get('fit_seconds'), 0)} | cpu | – |"
+            f"| {_fmt(peer.get('fit_seconds'), 0)} | cpu | – | – | – |"
         )
     if peers:
         lines += [
@@ -135,6 +283,8 @@ def report_lines(
             "train / validation / test rows (fitted on train, scored on validation and "
             "test); `train s` is the fit time.",
         ]
+    if predictions is not None:
+        lines += ["", *paired_lines(predictions, peers)]
     groups = seed_groups(runs, presets, base)
     if groups:
         lines += [
@@ -179,7 +329,49 @@ def report_lines(
                 f"| {name} | {shown} | {_pct(live.get('best_val_acc'))} "
                 f"| {_pct(test.get('accuracy'))} | {_pct(test.get('macro_f1'))} |"
             )
+    if older:
+        lines += [
+            "",
+            "## Older runs (other code or data)",
+            "",
+            "Not in the table above and in no comparison: their code or data differ from the "
+            "table's (or they were made before runs recorded them).",
+            "",
+            "| experiment | code | data | rows digest | best val % | test % |",
+            "|---|---|---|---|---:|---:|",
+        ]
+        for name in sorted(older):
+            run = older[name]
+            code, data, rows = version(run)
+            live, test = run["metrics"].get(LIVE, {}), run["metrics"].get(TEST, {})
+            lines.append(
+                f"| {name} | {code or 'not recorded'} | {data or '–'} | {rows or 'not recorded'} "
+                f"| {_pct(live.get('best_val_acc'))} | {_pct(test.get('accuracy'))} |"
+            )
     return lines
+
+
+def run_predictions(runs: dict[str, dict]) -> dict[str, Predictions]:
+    """Each run's per-row test predictions, from its experiment commit (runs without any, made
+    before the evaluate stage wrote them, are left out)."""
+    out = {}
+    for name, run in runs.items():
+        proc = subprocess.run(
+            ["git", "show", f"{run['rev']}:{PREDICTIONS}"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if proc.returncode == 0:
+            out[name] = parse_predictions(proc.stdout, f"{name}:{PREDICTIONS}")
+    return out
+
+
+def peer_predictions(peers: dict | None, base_dir: Path = REPORT_DIR) -> dict[str, Predictions]:
+    """Each peer's per-row test predictions (their paths in peers.json are relative to it)."""
+    out = {}
+    for peer in (peers or {}).get("peers") or []:
+        if peer.get("predictions") and (base_dir / peer["predictions"]).is_file():
+            out[peer["name"]] = read_predictions(base_dir / peer["predictions"])
+    return out
 
 
 def write_report(
@@ -190,7 +382,7 @@ def write_report(
 ) -> Path:
     """Write the report (and its plots page) for the experiments of `rev` and its parents;
     to reports/ladder.md when every preset ran, else reports/ladder_partial.md (or `out`)."""
-    runs = experiments(rev, commits)
+    current, runs, older = split_by_version(presets, experiments(rev, commits))
     complete = all(name in runs for name in presets)
     if out is None:
         out = REPORT_DIR / ("ladder.md" if complete else "ladder_partial.md")
@@ -204,6 +396,14 @@ def write_report(
             revs = [runs[n]["rev"] for n in done]
             run_dvc("plots", "diff", *revs, "--targets", *PLOT_IDS, "-o", str(plots_dir))
     peers = json.loads(PEERS_FILE.read_text(encoding="utf-8")) if PEERS_FILE.is_file() else None
+    peers_note = []
+    if peers and (current is None or peers.get("data", {}).get("raw_digest") != current[2]):
+        peers_note = [
+            "",
+            f"The linear peers of {PEERS_FILE.name} were fitted on other rows (or recorded no "
+            "digest of them): left out. Rerun `python -m agnews.peers` on these rows.",
+        ]
+        peers = None
     commit = (
         rev
         or subprocess.run(
@@ -228,7 +428,11 @@ def write_report(
             ),
         ]
     )
-    lines = report_lines(presets, runs, committed_params("params.yaml"), peers, header)
+    predictions = {**run_predictions(runs), **peer_predictions(peers)}
+    lines = report_lines(
+        presets, runs, committed_params("params.yaml"), peers, header, older, predictions, current
+    )
+    lines += peers_note
     if done:
         lines += [
             "",

@@ -1,0 +1,108 @@
+"""The ladder report: one code version per table, seed groups within it, paired comparisons."""
+
+import numpy as np
+from helpers import ROOT
+
+from agnews.ladder.report import (
+    LIVE,
+    PREP,
+    TEST,
+    paired_lines,
+    report_lines,
+    seed_groups,
+    split_by_version,
+)
+from agnews.predictions import Predictions
+from agnews.presets import apply_overrides, full_overrides, load_presets
+
+PRESETS = load_presets(ROOT / "presets.yaml")
+
+
+def _run(params, preset, code="c0de", rows="r0ws", seed=None, **live):
+    changes = full_overrides(PRESETS, preset, params)
+    if seed is not None:
+        changes["train.seed"] = seed
+    metrics = {
+        LIVE: {"best_val_acc": 0.9, "best_epoch": 2.0, "train_seconds": 10.0, "device": "cpu",
+               "threads": 1, "stopped_epoch": 3.5, "stop_reason": "patience", **live},
+        TEST: {"accuracy": 0.89, "macro_f1": 0.88},
+        PREP: {"rows": {"train": 9, "val": 1, "test": 100}, "vocab_size": 5},
+    }  # fmt: skip
+    if code is not None:
+        metrics[LIVE]["code_hash"] = code
+    if rows is not None:
+        metrics[PREP]["raw_digest"] = rows
+    return {"rev": "0" * 40, "params": apply_overrides(params, changes), "metrics": metrics}
+
+
+def _preds(correct_rows, n=100):
+    labels = np.arange(n) % 4
+    predicted = np.where(np.isin(np.arange(n), correct_rows), labels, (labels + 1) % 4)
+    return Predictions(labels, predicted, np.full((n, 4), 0.25))
+
+
+def test_rows_of_other_code_or_data_never_share_the_table(params):
+    runs = {
+        "rnn_max": _run(params, "rnn_max"),
+        "gru_max": _run(params, "gru_max"),
+        "tuned": _run(params, "tuned"),
+        "wide_deep": _run(params, "wide_deep", code="0ther"),  # other training code
+        "gru_mean": _run(params, "gru_mean", rows="0ther"),  # other rows, same folder
+        "bilstm": _run(params, "bilstm", code=None),  # made before runs recorded their code
+    }
+    current, same, older = split_by_version(PRESETS, runs)
+    assert current == ("c0de", params["data"]["local_dir"], "r0ws")
+    assert set(same) == {"rnn_max", "gru_max", "tuned"}
+    assert set(older) == {"wide_deep", "gru_mean", "bilstm"}
+    lines = report_lines(PRESETS, same, params, None, "# t", older, {}, current)
+    text = "\n".join(lines)
+    table = {line.split("|")[1].strip(" `"): line for line in lines if line.startswith("| `")}
+    assert "| c0de |" in table["rnn_max"] and "3.5 (early stop)" in table["rnn_max"]
+    assert "not run" in table["wide_deep"] and "not run" in table["bilstm"]
+    older_rows = text.split("## Older runs")[1]
+    assert "| wide_deep | 0ther |" in older_rows and "| gru_mean | c0de |" in older_rows
+    assert "| bilstm | not recorded |" in older_rows
+    # a different data folder is another version too
+    moved = _run(params, "rnn_max")
+    moved["params"]["data"]["local_dir"] = "elsewhere"
+    assert "rnn_max" in split_by_version(PRESETS, {**runs, "rnn_max": moved})[2]
+
+
+def test_seed_groups_need_the_same_code_and_data(params):
+    runs = {
+        "tuned": _run(params, "tuned"),
+        "tuned-s1": _run(params, "tuned", seed=1),
+        "tuned-s2": _run(params, "tuned", seed=2, code="0ther"),
+        "gru_max": _run(params, "gru_max"),
+        "gru_max-s1": _run(params, "gru_max", seed=1, rows="0ther"),
+    }
+    assert seed_groups(runs, PRESETS, params) == {"tuned": ["tuned", "tuned-s1"]}
+
+
+def test_paired_comparisons_read_the_runs_predictions():
+    predictions = {
+        "rnn_max": _preds(range(80)),
+        "gru_max": _preds(range(90)),  # right on the same 80 and 10 more
+        "tuned": _preds(range(50)),
+        "wide_deep": _preds(range(60)),
+        "SVM": _preds(range(95)),
+    }
+    peers = {"peers": [{"name": "SVM", "val_acc": 0.9}, {"name": "LR", "val_acc": 0.8}]}
+    lines = paired_lines(predictions, peers)
+    row = next(line for line in lines if line.startswith("| RNN -> GRU (max pooling)"))
+    cells = [c.strip() for c in row.split("|")]
+    assert cells[2:4] == ["`rnn_max`", "`gru_max`"]
+    assert cells[4].startswith("+10.00 (") and (cells[5], cells[6]) == ("0", "10")
+    assert cells[7] == f"{2 / 1024:.3g}"  # McNemar: 0 vs 10, two-sided 2 * 0.5**10
+    peer_row = next(line for line in lines if line.startswith("| best peer vs wide_deep"))
+    assert "| `wide_deep` | SVM | +35.00 (" in peer_row  # the peer best on validation
+    missing = next(line for line in lines if line.startswith("| GRU -> bidirectional LSTM"))
+    assert "no predictions: bilstm" in missing
+
+
+def test_runs_scored_on_other_rows_are_not_compared():
+    other = _preds(range(90))
+    other = Predictions(other.labels[::-1].copy(), other.predicted, other.probs)
+    lines = paired_lines({"rnn_max": _preds(range(80)), "gru_max": other}, None)
+    row = next(line for line in lines if line.startswith("| RNN -> GRU (max pooling)"))
+    assert "| not the same test rows |" in row
