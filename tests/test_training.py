@@ -88,6 +88,25 @@ def test_nan_loss_stops_training(tmp_path, prepared_dir, tiny_config, monkeypatc
     assert not (tmp_path / "run" / "model.pt").exists()
 
 
+def test_nan_loss_is_caught_at_the_step_it_appears(
+    tmp_path, prepared_dir, tiny_config, monkeypatch
+):
+    """One non-finite loss at step 3, with the loss curve logged only every 1,000 steps: the
+    guard still stops training there and names step 3."""
+    original, calls = TextClassifier.forward, []
+
+    def poisoned_once(self, *args):
+        calls.append(1)
+        out = original(self, *args)
+        return out * float("inf") if len(calls) == 3 else out
+
+    monkeypatch.setattr(TextClassifier, "forward", poisoned_once)
+    cfg = dataclasses.replace(tiny_config, train=_train_cfg(tiny_config, log_every=1000))
+    with pytest.raises(TrainingError, match=r"loss became (nan|inf) at epoch 1, step 3;"):
+        _train(tmp_path, prepared_dir, cfg)
+    assert len(calls) == 3  # stopped right there: no fourth step, no validation pass
+
+
 def _train_cfg(tiny_config, **kw) -> TrainConfig:
     return dataclasses.replace(tiny_config.train, **kw)
 

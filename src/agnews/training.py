@@ -423,6 +423,7 @@ def run_epochs(
         )
         epoch_loss = torch.zeros((), device=device)
         window_loss, window_n = torch.zeros((), device=device), 0
+        first_bad = torch.full((), -1, dtype=torch.long, device=device)  # NaN guard, below
         started = time.perf_counter()
         bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", mininterval=1.0)
         for i, index in enumerate(bar, start=1):
@@ -433,14 +434,20 @@ def run_epochs(
             epoch_loss += loss * len(index)
             window_loss, window_n = window_loss + loss, window_n + 1
 
-            # the loss curve (mean of the last log_every steps), and a NaN guard
-            if state.step % cfg.log_every == 0 or i == len(batches):
+            # NaN guard: the first step whose loss is not finite is kept on the device (no sync
+            # per step); it is read every step on CPU, where that is free, and at every point
+            # of the loss curve on CUDA. Either way the error names that very step.
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), state.step, first_bad)
+            logged = state.step % cfg.log_every == 0 or i == len(batches)
+            if (device.type != "cuda" or logged) and (bad := int(first_bad)) >= 0:
+                raise TrainingError(
+                    f"training loss became {float(loss) if bad == state.step else 'nan/inf'} at "
+                    f"epoch {epoch}, step {bad}; lower train.lr or set train.grad_clip"
+                )
+
+            # the loss curve (mean of the last log_every steps)
+            if logged:
                 mean_loss = (window_loss / window_n).item()
-                if not math.isfinite(mean_loss):
-                    raise TrainingError(
-                        f"training loss became {mean_loss} at epoch {epoch}, step {state.step}; "
-                        "lower train.lr or set train.grad_clip"
-                    )
                 lr = state.schedulers[0].get_last_lr()[0]
                 run_log.train_loss(step_offset + state.step, mean_loss, lr)
                 bar.set_postfix(loss=f"{mean_loss:.4f}")
