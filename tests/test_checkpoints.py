@@ -3,6 +3,7 @@ same size), a damaged file of the same size, or an older format is one clear err
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 
@@ -145,9 +146,31 @@ def test_evaluate_refuses_a_test_shard_from_another_prepare_run(copied, tmp_path
 
     test = load_shard(data / "test.npz")
     bad = [test.text_ids(i).copy() for i in range(len(test))]
-    bad[0][1] = 10**6  # an id no vocabulary of this run has
-    save_shard(data / "test.npz", shard_from_ids(bad, test.labels))
+    bad[0][1] = 10**6  # an id no vocabulary of this run has (a damaged shard)
+    damaged = dataclasses.replace(shard_from_ids(bad, test.labels), vocab_sha256=test.vocab_sha256)
+    save_shard(data / "test.npz", damaged)
     with pytest.raises(DataError, match=r"test\.npz: token ids outside the vocabulary"):
+        evaluate_checkpoint(model_path, data, tmp_path / "m.json", tmp_path / "c.csv", 64)
+    assert not (tmp_path / "m.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("digest", "message"),
+    [
+        ("0" * 64, r"test\.npz: prepared with another vocabulary \(SHA-256 000000000000…"),
+        (None, r"test\.npz: records no vocabulary digest: made by an older version of prepare"),
+    ],
+)
+def test_a_shard_is_bound_to_its_vocabulary_not_just_its_size(copied, tmp_path, digest, message):
+    """Ids that all fit the vocabulary (the very same ids) but a shard prepared with another
+    vocabulary, or by a prepare that recorded none: refused, never scored."""
+    model_path, data = copied
+    from agnews.shards import load_shard, save_shard
+
+    test = load_shard(data / "test.npz")
+    assert test.vocab_sha256 is not None
+    save_shard(data / "test.npz", dataclasses.replace(test, vocab_sha256=digest))
+    with pytest.raises(DataError, match=message):
         evaluate_checkpoint(model_path, data, tmp_path / "m.json", tmp_path / "c.csv", 64)
     assert not (tmp_path / "m.json").exists()
 

@@ -88,11 +88,11 @@ def confusion_csv(labels: np.ndarray, preds: np.ndarray) -> str:
     return "\n".join(rows) + "\n"
 
 
-def load_checked_shard(path: Path, vocab_size: int, bag_size: int | None) -> Shard:
-    """The shard at `path`, whose ids must all index the model's vocabularies."""
+def load_checked_shard(path: Path, vocabs: Vocabularies) -> Shard:
+    """The shard at `path`, prepared with the model's vocabularies (bound by their SHA-256)."""
     shard = load_shard(path)
     try:
-        shard.check_ids(vocab_size, bag_size)
+        shard.check_vocabularies(vocabs.words, vocabs.ngrams)
     except DataError as exc:
         raise DataError(f"{path}: {exc}") from None
     return shard
@@ -105,7 +105,7 @@ def predict_test(
     at `model_path` and the prepared folder `data_dir` it was trained from, on CUDA if present."""
     device = pick_device("auto")
     model, payload, vocabs = load_model(model_path, data_dir, device)
-    test = load_checked_shard(Path(data_dir) / "test.npz", *vocab_sizes(vocabs))
+    test = load_checked_shard(Path(data_dir) / "test.npz", vocabs)
     preds, loss = predict_shard(model, test, batch_size)
     return test, preds, loss, payload
 
@@ -142,11 +142,6 @@ def evaluate_checkpoint(
     """Score the test split once with the selected checkpoint; write metrics JSON and the
     confusion-matrix rows. (The run's params are not repeated here: `dvc exp show` has them.)"""
     model, _, vocabs = load_model(model_path, data_dir, pick_device("auto"))
-    test = load_checked_shard(Path(data_dir) / "test.npz", *vocab_sizes(vocabs))
+    test = load_checked_shard(Path(data_dir) / "test.npz", vocabs)
     test_logits, test_loss = shard_logits(model, test, batch_size)
     return score_test(metrics_path, confusion_path, test, test_logits, test_loss)
-
-
-def vocab_sizes(vocabs: Vocabularies) -> tuple[int, int | None]:
-    """(words, n-grams or None): what a shard's ids must stay below."""
-    return len(vocabs.words), len(vocabs.ngrams) if vocabs.ngrams is not None else None

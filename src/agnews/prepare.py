@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections import Counter
@@ -143,6 +144,11 @@ def prepare_dataset(
             toks = splits.tokens[split]
             bags = [bag_vocab.encode(t) for t in toks] if bag_vocab is not None else None
             shard = shard_from_ids([vocab.encode(t) for t in toks], splits.labels[split], bags)
+            shard = dataclasses.replace(  # binds the shard to its vocabularies
+                shard,
+                vocab_sha256=vocab.digest,
+                ngram_sha256=bag_vocab.digest if bag_vocab is not None else None,
+            )
             save_shard(tmp / f"{split}.npz", shard)
 
     train_lengths = np.array([len(t) for t in train_tokens], dtype=np.int64)

@@ -25,7 +25,7 @@ from agnews.atomic import write_json, write_text
 from agnews.checkpoints import load_model
 from agnews.config import EvaluateConfig
 from agnews.errors import DataError
-from agnews.evaluation import load_checked_shard, score_test, shard_logits, vocab_sizes
+from agnews.evaluation import load_checked_shard, score_test, shard_logits
 from agnews.raw import read_raw
 from agnews.runtime import pick_device
 from agnews.shards import Shard
@@ -119,9 +119,8 @@ def evaluate_with_analysis(
     """(test metrics, calibration metrics): score the test split once with the checkpoint
     selected on validation, score validation for calibration, and write every output."""
     model, _, vocabs = load_model(model_path, data_dir, pick_device("auto"))
-    sizes = vocab_sizes(vocabs)
-    test = load_checked_shard(Path(data_dir) / "test.npz", *sizes)
-    val = load_checked_shard(Path(data_dir) / "val.npz", *sizes)
+    test = load_checked_shard(Path(data_dir) / "test.npz", vocabs)
+    val = load_checked_shard(Path(data_dir) / "val.npz", vocabs)
     rows, texts = raw_rows(paths.raw_dir, "test", test)  # before anything is written
     test_logits, test_loss = shard_logits(model, test, cfg.batch_size)  # (N, C)
     val_logits, _ = shard_logits(model, val, cfg.batch_size)  # (M, C)

@@ -6,21 +6,28 @@ labels       (N,)            int64   0..3
 bag          (total_bag,)    int32   optional: every text's distinct n-gram ids back to back
 bag_weights  (total_bag,)    float32 optional: their TF-IDF weights
 bag_offsets  (N + 1,)        int64   optional: text i's n-grams are bag[bag_offsets[i]:...]
+vocab_sha256 ()              str     the SHA-256 of the vocabulary the ids index (prepare's)
+ngram_sha256 ()              str     optional: that of the n-gram vocabulary
 """
 
 from __future__ import annotations
 
+import dataclasses
 import zipfile
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from agnews import NUM_CLASSES
 from agnews.atomic import atomic_path
 from agnews.errors import DataError
+
+if TYPE_CHECKING:
+    from agnews.vocab import NgramVocab, Vocab
 
 
 def _pack(parts: Sequence[np.ndarray], dtype=np.int32) -> tuple[np.ndarray, np.ndarray]:
@@ -40,6 +47,8 @@ class Shard:
     bag: np.ndarray | None = None  # (total_bag,) int32 n-gram ids, when prepared with n-grams
     bag_offsets: np.ndarray | None = None  # (N + 1,) int64
     bag_weights: np.ndarray | None = None  # (total_bag,) float32 TF-IDF weights
+    vocab_sha256: str | None = None  # digest of the word vocabulary the ids index (prepare's)
+    ngram_sha256: str | None = None  # digest of the n-gram vocabulary, when it has n-grams
 
     def __post_init__(self) -> None:
         n = len(self.labels)
@@ -100,10 +109,34 @@ class Shard:
                 "come from different prepare runs (rerun prepare)"
             )
 
+    def check_vocabularies(self, words: Vocab, ngrams: NgramVocab | None) -> None:
+        """The shard must come from the prepare run that made these vocabularies: prepare
+        records their SHA-256 in every shard, so a shard from another run is refused even when
+        its ids happen to fit (same vocabulary size, say); then every id must index them."""
+        wanted = [("vocabulary", self.vocab_sha256, words.digest)]
+        if ngrams is not None:
+            wanted.append(("n-gram vocabulary", self.ngram_sha256, ngrams.digest))
+        for what, have, want in wanted:
+            if have is None and what == "n-gram vocabulary" and self.bag is None:
+                continue  # check_ids says the model needs n-grams this shard lacks
+            if have is None:
+                raise DataError(
+                    f"records no {what} digest: made by an older version of prepare (rerun it)"
+                )
+            if have != want:
+                raise DataError(
+                    f"prepared with another {what} (SHA-256 {have[:12]}…, not {want[:12]}…): "
+                    "shard and vocabulary come from different prepare runs (rerun prepare)"
+                )
+        self.check_ids(len(words), len(ngrams) if ngrams is not None else None)
+
     def subset(self, index: np.ndarray) -> Shard:
         """The texts at `index`, in that order."""
         bags = [self.bag_ids(i) for i in index] if self.bag is not None else None
-        return shard_from_ids([self.text_ids(i) for i in index], self.labels[index], bags)
+        part = shard_from_ids([self.text_ids(i) for i in index], self.labels[index], bags)
+        return dataclasses.replace(
+            part, vocab_sha256=self.vocab_sha256, ngram_sha256=self.ngram_sha256
+        )
 
 
 def shard_from_ids(
@@ -120,8 +153,14 @@ def shard_from_ids(
     return Shard(tokens, offsets, np.asarray(labels, dtype=np.int64), bag, bag_offsets, weights)
 
 
+DIGESTS = ("vocab_sha256", "ngram_sha256")
+
+
 def save_shard(path: str | Path, shard: Shard) -> None:
     arrays = {"tokens": shard.tokens, "offsets": shard.offsets, "labels": shard.labels}
+    for name in DIGESTS:
+        if getattr(shard, name) is not None:
+            arrays[name] = np.array(getattr(shard, name))  # a 0-d unicode array: no pickle
     if shard.bag is not None:
         arrays |= {
             "bag": shard.bag,
@@ -138,7 +177,8 @@ def load_shard(path: str | Path) -> Shard:
         with np.load(path) as z:
             names = ("bag", "bag_offsets", "bag_weights")
             bag = tuple(z[k] for k in names) if "bag" in z.files else (None, None, None)
-            return Shard(z["tokens"], z["offsets"], z["labels"], *bag)
+            digests = (str(z[k]) if k in z.files else None for k in DIGESTS)
+            return Shard(z["tokens"], z["offsets"], z["labels"], *bag, *digests)
     except FileNotFoundError:
         raise DataError(f"{path}: missing; run the prepare stage first") from None
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:

@@ -166,10 +166,9 @@ def load_data(data_dir: str | Path, with_ngrams: bool) -> Data:
         load_shard(data_dir / "train.npz"),
         load_shard(data_dir / "val.npz"),
     )
-    bag_size = len(data.vocabs.ngrams) if with_ngrams else None
     for name, shard in (("train", data.train), ("val", data.val)):
         try:
-            shard.check_ids(len(data.vocabs.words), bag_size)
+            shard.check_vocabularies(data.vocabs.words, data.vocabs.ngrams)
         except DataError as exc:
             raise DataError(f"{data_dir / name}.npz: {exc}") from None
     return data
