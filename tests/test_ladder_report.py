@@ -4,9 +4,8 @@ import numpy as np
 from helpers import ROOT
 
 from agnews.ladder.report import (
-    LIVE,
-    PREP,
-    TEST,
+    is_complete,
+    metric,
     paired_lines,
     report_lines,
     seed_groups,
@@ -22,6 +21,12 @@ def _run(params, preset, code="c0de", rows="r0ws", seed=None, **live):
     changes = full_overrides(PRESETS, preset, params)
     if seed is not None:
         changes["train.seed"] = seed
+    paths = params["paths"]  # each run's metrics are where its own params put them
+    LIVE, TEST, PREP = (
+        f"{paths['train_live_dir']}/metrics.json",
+        paths["test_metrics"],
+        paths["prepare_metrics"],
+    )
     metrics = {
         LIVE: {"best_val_acc": 0.9, "best_epoch": 2.0, "train_seconds": 10.0, "device": "cpu",
                "threads": 1, "stopped_epoch": 3.5, "stop_reason": "patience", **live},
@@ -106,3 +111,28 @@ def test_runs_scored_on_other_rows_are_not_compared():
     lines = paired_lines({"rnn_max": _preds(range(80)), "gru_max": other}, None)
     row = next(line for line in lines if line.startswith("| RNN -> GRU (max pooling)"))
     assert "| not the same test rows |" in row
+
+
+def test_metrics_are_found_where_each_run_put_them(params):
+    paths = {
+        "test_metrics": "out/t.json",
+        "train_live_dir": "live",
+        "prepare_metrics": "out/p.json",
+    }
+    moved = {**params, "paths": {**params["paths"], **paths}}
+    run = _run(moved, "rnn_max")
+    assert set(run["metrics"]) == {"out/t.json", "live/metrics.json", "out/p.json"}
+    assert metric(run, "test")["accuracy"] == 0.89 and metric(run, "live")["best_val_acc"] == 0.9
+    assert metric(run, "prepare")["raw_digest"] == "r0ws"
+
+
+def test_complete_means_every_preset_with_its_own_params(params):
+    runs = {name: _run(params, name) for name in PRESETS}
+    assert is_complete(PRESETS, runs, params)
+    del runs["wide_deep"]
+    assert not is_complete(PRESETS, runs, params)
+    # every preset run, but with `--set train.epochs=1`: a subset's table, not the ladder
+    quick = {name: _run(params, name) for name in PRESETS}
+    for run in quick.values():
+        run["params"]["train"]["epochs"] = 1
+    assert not is_complete(PRESETS, quick, params)

@@ -25,16 +25,35 @@ from typing import Any
 from agnews.atomic import write_text
 from agnews.compare import flatten, model_label
 from agnews.errors import AgnewsError, DataError
-from agnews.ladder.experiments import experiments, run_dvc
+from agnews.ladder.experiments import experiments, matches, run_dvc
 from agnews.predictions import Predictions, check_same_rows, parse_predictions, read_predictions
-from agnews.presets import apply_overrides, committed_params, full_overrides
+from agnews.presets import apply_overrides, committed_params, full_overrides, preset_params
 from agnews.stats import compare
 
 REPORT_DIR = Path("reports")
 PEERS_FILE = REPORT_DIR / "peers.json"
 PLOT_IDS = ("Training loss", "Validation accuracy")  # top-level plots of dvc.yaml
-TEST, LIVE, PREP = "metrics/test.json", "dvclive/train/metrics.json", "metrics/prepare.json"
-PREDICTIONS = "metrics/predictions.csv"  # the evaluate stage's per-row test predictions
+
+
+def run_file(run: dict, kind: str) -> str:
+    """The file the run's own params (`paths:`) name for `kind`: "test" (evaluate's metrics),
+    "live" (train's dvclive metrics), "prepare" (prepare's metrics) or "predictions" (evaluate's
+    per-row test predictions). Paths are written once, in params.yaml, never here."""
+    paths = run["params"].get("paths") or {}
+    files = {
+        "test": paths.get("test_metrics"),
+        "live": f"{paths.get('train_live_dir')}/metrics.json",
+        "prepare": paths.get("prepare_metrics"),
+        "predictions": paths.get("predictions"),
+    }
+    return str(files[kind])
+
+
+def metric(run: dict, kind: str) -> dict:
+    """The run's metrics file of `kind` (see run_file), {} if it has none."""
+    return run["metrics"].get(run_file(run, kind)) or {}
+
+
 BEST_PEER = "best peer"  # stands for the linear peer best on validation in STEPS
 # (step, run A, run B): B - A on the same test rows, the steps reports/ladder_analysis.md reads
 STEPS = (
@@ -81,7 +100,7 @@ def _data_line(runs: dict[str, dict]) -> str:
     """Rows and source of the runs' data, and their vocabulary size per prepare.min_count."""
     line, vocabs = "no finished runs", {}
     for run in runs.values():
-        prep = run["metrics"].get(PREP, {})
+        prep = metric(run, "prepare")
         rows = prep.get("rows")
         if not rows:
             continue
@@ -101,9 +120,9 @@ def version(run: dict) -> tuple[str | None, str | None, str | None]:
     none (runs made before these were recorded)."""
     flat = flatten(run["params"])
     return (
-        run["metrics"].get(LIVE, {}).get("code_hash"),
+        metric(run, "live").get("code_hash"),
         flat.get("data.local_dir") or flat.get("data.hub_dataset"),
-        run["metrics"].get(PREP, {}).get("raw_digest"),
+        metric(run, "prepare").get("raw_digest"),
     )
 
 
@@ -255,8 +274,8 @@ def report_lines(
             if run
             else flatten(apply_overrides(base, full_overrides(presets, name, base)))
         )
-        live = run["metrics"].get(LIVE, {}) if run else {}
-        test = run["metrics"].get(TEST, {}) if run else {}
+        live = metric(run, "live") if run else {}
+        test = metric(run, "test") if run else {}
         cell = str(preset.get("notebook", "")).split(":")[0]
         val = (
             f"{_pct(live.get('best_val_acc'))} ({_fmt(live.get('best_epoch'), 2)})"
@@ -299,12 +318,13 @@ def report_lines(
         ]
         for preset, names in groups.items():
             seeds = sorted(flatten(runs[n]["params"]).get("train.seed") for n in names)
-            m = [runs[n]["metrics"] for n in names]
+            m = [runs[n] for n in names]
+            val = _mean_sd([metric(x, "live")["best_val_acc"] for x in m])
             lines.append(
                 f"| `{preset}` | {len(names)} ({', '.join(map(str, seeds))}) "
-                f"| {', '.join(names)} | {_mean_sd([x[LIVE]['best_val_acc'] for x in m])} "
-                f"| {_mean_sd([x[TEST]['accuracy'] for x in m])} "
-                f"| {_mean_sd([x[TEST]['macro_f1'] for x in m])} |"
+                f"| {', '.join(names)} | {val} "
+                f"| {_mean_sd([metric(x, 'test')['accuracy'] for x in m])} "
+                f"| {_mean_sd([metric(x, 'test')['macro_f1'] for x in m])} |"
             )
     others = sorted(set(runs) - set(presets) - {n for g in groups.values() for n in g})
     if others:
@@ -324,7 +344,7 @@ def report_lines(
                 if flat_base.get(k) != v and not k.startswith(("data.", "paths."))
             }
             shown = ", ".join(f"{k}={v}" for k, v in changed.items()) or "(none)"
-            live, test = run["metrics"].get(LIVE, {}), run["metrics"].get(TEST, {})
+            live, test = metric(run, "live"), metric(run, "test")
             lines.append(
                 f"| {name} | {shown} | {_pct(live.get('best_val_acc'))} "
                 f"| {_pct(test.get('accuracy'))} | {_pct(test.get('macro_f1'))} |"
@@ -343,7 +363,7 @@ def report_lines(
         for name in sorted(older):
             run = older[name]
             code, data, rows = version(run)
-            live, test = run["metrics"].get(LIVE, {}), run["metrics"].get(TEST, {})
+            live, test = metric(run, "live"), metric(run, "test")
             lines.append(
                 f"| {name} | {code or 'not recorded'} | {data or '–'} | {rows or 'not recorded'} "
                 f"| {_pct(live.get('best_val_acc'))} | {_pct(test.get('accuracy'))} |"
@@ -357,11 +377,11 @@ def run_predictions(runs: dict[str, dict]) -> dict[str, Predictions]:
     out = {}
     for name, run in runs.items():
         proc = subprocess.run(
-            ["git", "show", f"{run['rev']}:{PREDICTIONS}"],
+            ["git", "show", f"{run['rev']}:{run_file(run, 'predictions')}"],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         if proc.returncode == 0:
-            out[name] = parse_predictions(proc.stdout, f"{name}:{PREDICTIONS}")
+            out[name] = parse_predictions(proc.stdout, f"{name}:{run_file(run, 'predictions')}")
     return out
 
 
@@ -374,6 +394,15 @@ def peer_predictions(peers: dict | None, base_dir: Path = REPORT_DIR) -> dict[st
     return out
 
 
+def is_complete(presets: dict, runs: dict[str, dict], base: dict) -> bool:
+    """Every preset has a run of the table's version made with exactly the preset's own params
+    (every param: the preset's value, else the committed one); a ladder run with `--set
+    train.epochs=1`, say, is a subset's table and never replaces the complete report."""
+    return all(
+        name in runs and matches(runs[name], preset_params(presets, name, base)) for name in presets
+    )
+
+
 def write_report(
     presets: dict,
     out: Path | None = None,
@@ -383,7 +412,7 @@ def write_report(
     """Write the report (and its plots page) for the experiments of `rev` and its parents;
     to reports/ladder.md when every preset ran, else reports/ladder_partial.md (or `out`)."""
     current, runs, older = split_by_version(presets, experiments(rev, commits))
-    complete = all(name in runs for name in presets)
+    complete = is_complete(presets, runs, committed_params("params.yaml"))
     if out is None:
         out = REPORT_DIR / ("ladder.md" if complete else "ladder_partial.md")
     plots_dir = out.parent / f"{out.stem}_plots"
