@@ -7,9 +7,9 @@ A run with early stopping is exactly the prefix of the same run without it (same
 schedule over the maximum epochs, same batches: tests/test_training.py checks it), so what it
 keeps and what it saves follow from the full run's validation curve: it stops after the
 `patience`-th validation pass in a row without a new best, and keeps the best pass so far.
-This reads the curves of the runs in reports/ladder_plots/index.html (the "Validation
+This reads the curves of the runs in reports/ladder_older_code_plots/index.html (the "Validation
 accuracy" plot that `python -m agnews.ladder` writes with `dvc plots diff`; an ensemble's
-members follow one another there) and their training seconds from reports/ladder.md, and
+members follow one another there) and their training seconds from reports/ladder_older_code.md, and
 prints, per run, the best validation accuracy kept with and without early stopping (paired:
 the same run), where it stops, and the training time it saves (the run's time in proportion
 to the validation passes it still makes). A measurement, not a test.
@@ -72,8 +72,8 @@ def early_stop(curve: list[float], patience: int) -> tuple[int, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--plots", default=str(ROOT / "reports/ladder_plots/index.html"))
-    parser.add_argument("--report", default=str(ROOT / "reports/ladder.md"))
+    parser.add_argument("--plots", default=str(ROOT / "reports/ladder_older_code_plots/index.html"))
+    parser.add_argument("--report", default=str(ROOT / "reports/ladder_older_code.md"))
     parser.add_argument("--patience", default="4", help="comma-separated settings")
     parser.add_argument("--evals-per-epoch", type=int, default=2)
     args = parser.parse_args()
