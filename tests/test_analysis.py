@@ -11,17 +11,16 @@ import numpy as np
 import pytest
 
 from agnews.analysis import (
-    PREDICTIONS_HEADER,
     errors_report,
     expected_calibration_error,
     fit_temperature,
     nll,
-    predictions_csv,
     reliability,
     softmax,
 )
 from agnews.config import EvaluateConfig
 from agnews.errors import DataError
+from agnews.predictions import HEADER, predictions_csv, read_predictions
 from agnews.raw import read_raw
 from agnews.report import AnalysisPaths, evaluate_with_analysis, raw_rows
 from agnews.shards import shard_from_ids
@@ -71,15 +70,16 @@ def test_temperature_scaling_fixes_an_over_confident_model():
     assert np.array_equal(softmax(logits, t).argmax(1), logits.argmax(1))  # labels unchanged
 
 
-def test_predictions_csv_is_the_agreed_format():
+def test_predictions_csv_is_the_agreed_format(tmp_path):
     probs = np.array([[0.1, 0.2, 0.3, 0.4], [0.97, 0.01, 0.01, 0.01]])
-    text = predictions_csv(np.array([0, 5]), np.array([3, 1]), probs)
+    text = predictions_csv(np.array([3, 1]), probs.argmax(1), probs, rows=np.array([0, 5]))
     assert text == (
         "row,label,predicted,p_world,p_sports,p_business,p_scitech\n"
         "0,3,3,0.1000,0.2000,0.3000,0.4000\n"
         "5,1,0,0.9700,0.0100,0.0100,0.0100\n"
     )
-    assert text.splitlines()[0] == PREDICTIONS_HEADER
+    (tmp_path / "p.csv").write_text(text)  # the ladder's reader keeps the raw row indices
+    assert read_predictions(tmp_path / "p.csv").rows.tolist() == [0, 5]
 
 
 def test_errors_report_pairs_and_confident_mistakes():
@@ -140,7 +140,7 @@ def test_evaluate_writes_every_analysis_output(trained_model, prepared_dir, tmp_
     raw = read_raw(raw_dir, "test")
     with open(paths.predictions, newline="") as f:
         rows = list(csv.DictReader(f))
-    assert paths.predictions.read_text().splitlines()[0] == PREDICTIONS_HEADER
+    assert paths.predictions.read_text().splitlines()[0] == ",".join(HEADER)
     assert [int(r["row"]) for r in rows] == list(range(len(raw)))  # no text dropped here
     assert [int(r["label"]) for r in rows] == [e.label for e in raw]
     confusion = (tmp_path / "c.csv").read_text().splitlines()[1:]

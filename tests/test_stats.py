@@ -86,7 +86,8 @@ def test_predictions_round_trip_in_the_agreed_format(tmp_path):
     ("edit", "message"),
     [
         (lambda t: t.replace("p_world", "p_World"), "expected the header"),
-        (lambda t: t.replace("\n1,0,1,", "\n2,0,1,"), r"row 3: row index 2, expected 1"),
+        (lambda t: t.replace("\n1,0,1,", "\n2,0,1,"), r"row 4: row index 2, expected after 2"),
+        (lambda t: t.replace("\n0,2,2,", "\n-1,2,2,"), r"row 2: row index -1, expected >= 0"),
         (lambda t: t.replace("\n1,0,1,", "\n1,0,4,"), r"row 3: class ids must be in 0\.\.3"),
         (lambda t: t.replace("0.5000", "0.9000"), r"row 3: probabilities must .* sum to 1"),
         (lambda t: t.replace("0.5000", "x"), r"row 3: not numbers"),

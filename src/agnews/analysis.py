@@ -18,8 +18,6 @@ import torch
 
 from agnews import CLASS_NAMES
 
-PREDICTIONS_HEADER = "row,label,predicted,p_world,p_sports,p_business,p_scitech"
-
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """(N, C) probabilities of (N, C) logits divided by `temperature`, in float64."""
@@ -84,16 +82,6 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 
     opt.step(closure)
     return float(log_t.detach().exp())
-
-
-def predictions_csv(rows: np.ndarray, labels: np.ndarray, probs: np.ndarray) -> str:
-    """`row,label,predicted,p_world,p_sports,p_business,p_scitech`: one line per text; `row` is
-    its 0-based index in the raw split, probabilities with 4 decimals."""
-    predicted = probs.argmax(axis=1)
-    lines = [PREDICTIONS_HEADER]
-    for r, y, p, pr in zip(rows, labels, predicted, probs, strict=True):
-        lines.append(f"{r},{y},{p}," + ",".join(f"{v:.4f}" for v in pr))
-    return "\n".join(lines) + "\n"
 
 
 def per_class_csv(per_class: dict[str, dict[str, float]]) -> str:

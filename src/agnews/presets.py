@@ -113,13 +113,14 @@ def preset_params(
     }
 
 
-def parse_sets(items: list[str]) -> dict[str, Any]:
-    """`["model.cell=gru", ...]` (the `-S` arguments) as {dotted key: parsed value}."""
+def parse_sets(items: list[str], flag: str = "-S") -> dict[str, Any]:
+    """`["model.cell=gru", ...]` (the `-S` arguments, or the ladder's `--set`: `flag`) as
+    {dotted key: parsed value}."""
     out = {}
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or "." not in key:
-            raise ConfigError(f"-S {item!r}: expected section.key=value")
+            raise ConfigError(f"{flag} {item!r}: expected section.key=value")
         out[key.strip()] = _parse_value(text.strip())
     return out
 

@@ -16,7 +16,6 @@ from agnews.analysis import (
     fit_temperature,
     nll,
     per_class_csv,
-    predictions_csv,
     reliability,
     reliability_csv,
     softmax,
@@ -26,6 +25,7 @@ from agnews.checkpoints import load_model
 from agnews.config import EvaluateConfig
 from agnews.errors import DataError
 from agnews.evaluation import load_checked_shard, score_test, shard_logits
+from agnews.predictions import write_predictions
 from agnews.raw import read_raw
 from agnews.runtime import pick_device
 from agnews.shards import Shard
@@ -99,7 +99,7 @@ def analyse(
                 "nll": round(nll(logits[split], labels[split], temperature), 6),
             }
     test_probs = softmax(test_logits, temperature)  # (N, C)
-    write_text(paths.predictions, predictions_csv(rows, test.labels, test_probs))
+    write_predictions(paths.predictions, test.labels, test_probs.argmax(axis=1), test_probs, rows)
     report = errors_report(test.labels, test_probs, texts, rows, cfg.error_examples)
     write_text(paths.errors, report)
     write_text(paths.per_class, per_class_csv(per_class))

@@ -9,17 +9,12 @@ from typing import Any
 from agnews.config import config_from_dict, load_yaml
 from agnews.errors import ConfigError
 from agnews.presets import apply_overrides, preset_params
+from agnews.presets import parse_sets as presets_parse_sets
 
 
 def parse_sets(sets: list[str]) -> dict[str, Any]:
-    """`key=value` strings (YAML values, as `dvc exp run -S` reads them)."""
-    out = {}
-    for item in sets:
-        key, sep, value = item.partition("=")
-        if not sep or "." not in key:
-            raise ConfigError(f"--set {item!r}: expected section.key=value")
-        out[key] = load_yaml(value)
-    return out
+    """`--set key=value` strings (YAML values, as `dvc exp run -S` reads them)."""
+    return presets_parse_sets(sets, flag="--set")
 
 
 def split_values(value: str) -> list[str]:
