@@ -2,7 +2,7 @@
 
 --model      train's checkpoint (paths.model)
 --data       prepare's folder (paths.prepared_dir)
---metrics    metrics JSON: accuracy, macro-F1, per-class scores, the run's key params
+--metrics    metrics JSON: accuracy, macro-F1, per-class scores
 --confusion  CSV of (actual, predicted) per test text, for the confusion-matrix plot
 --raw        download's folder: test texts and their row numbers, for the analysis
 --predictions, --errors, --per-class, --calibration, --reliability: the analysis outputs
