@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from agnews.errors import AgnewsError
-from agnews.ladder.experiments import experiments, matches, run_dvc
+from agnews.ladder.experiments import run_dvc, still_to_run
 from agnews.presets import overrides_args
 
 MAX_RETRIES = 3  # system failures (a dead worker or node) only; a failed run is not retried
@@ -221,17 +221,10 @@ def reuse_or_clear(wanted: dict[str, dict[str, Any]], git_remote: str) -> dict[s
     present = [n for n in wanted if n in on_remote]
     if present:
         run_dvc("exp", "pull", "--no-cache", git_remote, *present)
-    existing = experiments()
-    todo = {}
-    for name, overrides in wanted.items():
-        if name in existing and matches(existing[name], overrides):
-            print(f"ladder: re-using experiment {name}")
-            continue
-        if name in existing:
-            run_dvc("exp", "remove", name)
-        if name in on_remote:
+    todo = still_to_run(wanted)
+    for name in todo:
+        if name in on_remote:  # of other params: the new run takes its name there too
             run_dvc("exp", "remove", "-g", git_remote, name)
-        todo[name] = overrides
     return todo
 
 

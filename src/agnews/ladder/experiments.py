@@ -54,3 +54,19 @@ def experiments(rev: str | None = None, commits: int = 1) -> dict[str, dict]:
 def matches(run: dict, wanted: dict[str, Any]) -> bool:
     flat = flatten(run["params"])
     return all(flat.get(k) == v for k, v in wanted.items())
+
+
+def still_to_run(wanted: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The runs of `wanted` (name -> overrides) with no finished experiment of the same params
+    here; those that have one are re-used (and said so), and a same-named experiment of other
+    params is removed so that the new run can take its name."""
+    existing = experiments()
+    todo = {}
+    for name, overrides in wanted.items():
+        if name in existing and matches(existing[name], overrides):
+            print(f"ladder: re-using experiment {name}")
+            continue
+        if name in existing:
+            run_dvc("exp", "remove", name)
+        todo[name] = overrides
+    return todo

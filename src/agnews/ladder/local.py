@@ -13,20 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from agnews.errors import AgnewsError
-from agnews.ladder.experiments import experiments, matches, run_dvc
+from agnews.ladder.experiments import run_dvc, still_to_run
 from agnews.presets import overrides_args as presets_overrides_args
 
 
 def queue_ladder(wanted: dict[str, dict[str, Any]]) -> list[str]:
     """Queue the presets that have no finished experiment with the same params; return them."""
-    existing = experiments()
     queued = []
-    for name, overrides in wanted.items():
-        if name in existing and matches(existing[name], overrides):
-            print(f"ladder: re-using experiment {name}")
-            continue
-        if name in existing:
-            run_dvc("exp", "remove", name)
+    for name, overrides in still_to_run(wanted).items():
         subprocess.run(  # a failed task of the same name would be taken for this one's result
             [sys.executable, "-m", "dvc", "queue", "remove", name], capture_output=True, check=False
         )
