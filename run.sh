@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set everything up (.venv with the pinned packages), then run the whole pipeline: `dvc repro`
 # (check -> download -> prepare -> train -> evaluate) on the AG News rows that ship in
-# corpus/ag_news_58k. Arguments:
+# corpus/ag_news_58k, and print its test metrics beside the committed ones. Arguments:
 #   ./run.sh --preset NAME [-S key=value ...] [dvc exp run options]
 #       a notebook preset (presets.yaml) as a DVC experiment: every param from the committed
 #       params.yaml, the preset's and the -S values; an unknown name runs nothing (exit 2)
@@ -11,7 +11,11 @@ set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/setup.sh requirements.txt
 if [ "$#" -eq 0 ]; then
-  exec dvc repro
+  dvc repro
+  # this workspace's test metrics beside the committed (published) ones
+  metrics=$(python -c 'from agnews.config import load_params; print(load_params().paths.test_metrics)')
+  echo "test metrics: HEAD = committed, workspace = this run"
+  exec dvc metrics diff HEAD --all --targets "$metrics"
 fi
 if [ "$1" = "--preset" ]; then
   shift
