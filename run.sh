@@ -15,7 +15,11 @@ if [ "$#" -eq 0 ]; then
   # this workspace's test metrics beside the committed (published) ones
   metrics=$(python -c 'from agnews.config import load_params; print(load_params().paths.test_metrics)')
   echo "test metrics: HEAD = committed, workspace = this run"
-  exec dvc metrics diff HEAD --all --targets "$metrics"
+  dvc metrics diff HEAD --all --targets "$metrics"
+  now=$(python -c 'import json, sys; print(json.load(open(sys.argv[1]))["accuracy"])' "$metrics")
+  then=$(git show "HEAD:$metrics" | python -c 'import json, sys; print(json.load(sys.stdin)["accuracy"])')
+  echo "test accuracy $now (committed: $then)"
+  exit 0
 fi
 if [ "$1" = "--preset" ]; then
   shift
