@@ -128,8 +128,8 @@ def _sklearn_peers(val: tuple[list[str], np.ndarray]) -> dict[str, Callable[[], 
 
 def _train_fasttext(train_file: str, model_file: str, args: dict[str, Any]) -> int:
     """Train fastText in a fresh process, trying seeds 0-3; return the seed that did not
-    diverge, or -1. (fastText 0.9.3 sometimes reports "Encountered NaN." for a seed that
-    trains fine in another process: a fresh process per fit keeps runs reproducible.)"""
+    diverge, or -1. (fastText 0.9.3 reports "Encountered NaN." at random, for a seed that
+    trains fine in another run; a fresh process per fit keeps runs reproducible.)"""
     import fasttext
 
     for seed in range(4):
@@ -142,6 +142,10 @@ def _train_fasttext(train_file: str, model_file: str, args: dict[str, Any]) -> i
         model.save_model(model_file)
         return seed
     return -1
+
+
+class FitDiverged(AgnewsError):
+    """A peer's fit diverged however it was retried: recorded as not scored, the others go on."""
 
 
 class _FastText:
@@ -164,7 +168,7 @@ class _FastText:
         with get_context("spawn").Pool(1) as pool:
             self.seed = pool.apply(_train_fasttext, (str(path), model_file, self.args))
         if self.seed < 0:
-            raise AgnewsError(f"fastText {self.args} diverged (NaN) with seeds 0-3")
+            raise FitDiverged(f"fastText {self.args} diverged (NaN) with seeds 0-3")
         self.model = fasttext.load_model(model_file)
         return self
 
@@ -208,7 +212,12 @@ def score_peers(
     for name, (kind, make) in peers.items():
         docs = inputs[kind]
         started = time.perf_counter()
-        model = make().fit(docs["train"], splits.labels["train"])
+        try:
+            model = make().fit(docs["train"], splits.labels["train"])
+        except FitDiverged as exc:  # in peers.json and on stderr, never silently left out
+            results.append({"name": name, "not_scored": str(exc)})
+            print(f"{name}: not scored: {exc}", file=sys.stderr, flush=True)
+            continue
         fit_seconds = time.perf_counter() - started
         val = model.predict(docs["val"])
         test = model.predict(docs["test"])
@@ -269,9 +278,10 @@ def main(argv: list[str] | None = None) -> int:
             peers |= {n: ("tokens", f) for n, f in _fasttext_peers().items()}
         results = score_peers(splits, peers, args.predictions)
         for peer in results:  # relative to the JSON's folder, as the ladder report reads it
-            peer["predictions"] = Path(
-                os.path.relpath(peer["predictions"], Path(args.out).parent)
-            ).as_posix()
+            if "predictions" in peer:  # not for a peer whose fit diverged
+                peer["predictions"] = Path(
+                    os.path.relpath(peer["predictions"], Path(args.out).parent)
+                ).as_posix()
     except AgnewsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -185,7 +185,8 @@ def _stopped(live: dict) -> str:
 def best_peer(peers: dict | None) -> dict | None:
     """The linear peer best on validation (never chosen on test)."""
     listed = (peers or {}).get("peers") or []
-    return max(listed, key=lambda p: p.get("val_acc", -1)) if listed else None
+    scored = [p for p in listed if "val_acc" in p]  # not a peer whose fit diverged
+    return max(scored, key=lambda p: p["val_acc"]) if scored else None
 
 
 def paired_lines(predictions: dict[str, Predictions], peers: dict | None) -> list[str]:
