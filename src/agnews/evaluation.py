@@ -98,18 +98,6 @@ def load_checked_shard(path: Path, vocabs: Vocabularies) -> Shard:
     return shard
 
 
-def predict_test(
-    model_path: str | Path, data_dir: str | Path, batch_size: int
-) -> tuple[Shard, np.ndarray, float, dict[str, Any]]:
-    """(test shard, predicted labels (N,), mean test loss, checkpoint payload) for the checkpoint
-    at `model_path` and the prepared folder `data_dir` it was trained from, on CUDA if present."""
-    device = pick_device("auto")
-    model, payload, vocabs = load_model(model_path, data_dir, device)
-    test = load_checked_shard(Path(data_dir) / "test.npz", vocabs)
-    preds, loss = predict_shard(model, test, batch_size)
-    return test, preds, loss, payload
-
-
 def score_test(
     metrics_path: str | Path,
     confusion_path: str | Path,
