@@ -80,24 +80,23 @@ def analyse(
     # numbers only, and no param repeated (evaluate.ece_bins is in `dvc exp show` already)
     calibration: dict[str, Any] = {}
     tables = {}
-    for split in ("val", "test"):
-        probs = softmax(logits[split])
-        tables[split] = reliability(probs, labels[split], bins)
-        calibration[split] = {
-            "ece": round(expected_calibration_error(probs, labels[split], bins), 6),
-            "nll": round(nll(logits[split], labels[split]), 6),
-        }
+
+    def score(suffix: str, temperature: float) -> None:
+        """ECE, NLL and the reliability rows of both splits at `temperature`."""
+        for split in ("val", "test"):
+            probs = softmax(logits[split], temperature)
+            tables[f"{split}{suffix}"] = reliability(probs, labels[split], bins)
+            calibration[f"{split}{suffix}"] = {
+                "ece": round(expected_calibration_error(probs, labels[split], bins), 6),
+                "nll": round(nll(logits[split], labels[split], temperature), 6),
+            }
+
+    score("", 1.0)
     temperature = 1.0
     if cfg.calibrate:
         temperature = fit_temperature(val_logits, val_labels)
         calibration["temperature"] = round(temperature, 6)
-        for split in ("val", "test"):
-            probs = softmax(logits[split], temperature)
-            tables[f"{split}_calibrated"] = reliability(probs, labels[split], bins)
-            calibration[f"{split}_calibrated"] = {
-                "ece": round(expected_calibration_error(probs, labels[split], bins), 6),
-                "nll": round(nll(logits[split], labels[split], temperature), 6),
-            }
+        score("_calibrated", temperature)
     test_probs = softmax(test_logits, temperature)  # (N, C)
     write_predictions(paths.predictions, test.labels, test_probs.argmax(axis=1), test_probs, rows)
     report = errors_report(test.labels, test_probs, texts, rows, cfg.error_examples)
