@@ -23,7 +23,7 @@ if [ "$#" -eq 0 ]; then
 fi
 if [ "$1" = "--preset" ]; then
   shift
-  [ "$#" -gt 0 ] || { echo "error: --preset needs a name (python -m agnews.presets lists them)" >&2; exit 2; }
-  exec python -m agnews.presets run "$@"
+  [ "$#" -gt 0 ] || { echo "error: --preset needs a name (python -m agnews presets lists them)" >&2; exit 2; }
+  exec python -m agnews presets run "$@"
 fi
 exec dvc exp run "$@"

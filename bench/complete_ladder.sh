@@ -20,8 +20,8 @@ set -eu -o pipefail
 JOBS=${1:-2}
 cd "$(dirname "$0")/.."
 dvc repro download  # the raw rows the peers read
-python -m agnews.peers
-python -m agnews.ladder --jobs "$JOBS"
-python -m agnews.ladder --jobs "$JOBS" \
+python -m agnews peers
+python -m agnews ladder --jobs "$JOBS"
+python -m agnews ladder --jobs "$JOBS" \
     --presets bilstm2_flatten_mean_max,gru_max,tuned,wide_deep --seeds 53,100,200
-python -m agnews.ladder --report-only
+python -m agnews ladder --report-only

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import yaml
 
-from agnews.ladder.plan import parse_sets
-from agnews.presets import apply_overrides
+from agnews.experiments.ladder.plan import parse_sets
+from agnews.experiments.presets import apply_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 

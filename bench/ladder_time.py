@@ -3,11 +3,12 @@ process, without DVC, on one device.
 
     python bench/ladder_time.py --data-dir data/external/ag_news_58k [--presets a,b] [--set k=v]
 
-What `python -m agnews.ladder` runs as DVC experiments, minus DVC's bookkeeping and process
+What `python -m agnews ladder` runs as DVC experiments, minus DVC's bookkeeping and
+process
 start-ups: the data is read and prepared once per distinct `prepare` setting (as the pipeline's
-run cache would), then each preset trains with the library's own `train_model` and is scored on
-test with `evaluate_checkpoint`. Prints one row per preset (train seconds, wall seconds,
-samples/s, best validation and test accuracy) and the total. It is the script for the speed
+run cache would), then each preset trains with the library's own `train_model`, with
+no test scoring (validation only). Prints one row per preset (train seconds, wall seconds,
+samples/s, best validation accuracy) and the total. It is the script for the speed
 issue's "whole ladder on one GPU" figure (bench/cuda.sh runs it); on a CPU it takes hours.
 Nothing is asserted: a measurement, not a test.
 """
@@ -24,12 +25,11 @@ from pathlib import Path
 import torch
 
 from agnews.config import config_from_dict, load_yaml
-from agnews.evaluation import evaluate_checkpoint
-from agnews.ladder.plan import parse_sets
-from agnews.prepare import prepare_dataset
-from agnews.presets import apply_overrides, full_overrides, load_presets
-from agnews.raw import download
-from agnews.training import train_model
+from agnews.data.prepare import prepare_dataset
+from agnews.data.raw import download
+from agnews.experiments.ladder.plan import parse_sets
+from agnews.experiments.presets import apply_overrides, full_overrides, load_presets
+from agnews.model.training import train_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,7 +52,7 @@ def main() -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     print(f"device {torch.cuda.get_device_name() if device == 'cuda' else 'cpu'}, torch "
           f"{torch.__version__}, {torch.get_num_threads()} CPU threads")  # fmt: skip
-    print("| preset | epochs | train s | wall s | samples/s | best val | test |")
+    print("| preset | epochs | train s | wall s | samples/s | best val |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     prepared: dict[str, Path] = {}
     total_train = 0.0
@@ -70,9 +70,6 @@ def main() -> None:
             )  # fmt: skip
         out = work / name
         summary = train_model(prepared[key], out / "model.pt", out / "live", cfg.model, cfg.train)
-        test = evaluate_checkpoint(
-            out / "model.pt", prepared[key], out / "t.json", out / "c.csv", 1024
-        )
         wall = time.perf_counter() - t0
         total_train += summary["train_seconds"]
         row = {
@@ -82,12 +79,11 @@ def main() -> None:
             "wall_s": round(wall, 1),
             "samples_per_s": summary["samples_per_s"],
             "best_val": summary["best_val_acc"],
-            "test": test["accuracy"],
             "device": summary["device"],
         }
         print(
             f"| {name} | {row['epochs']} | {row['train_s']:.0f} | {wall:.0f} "
-            f"| {row['samples_per_s']:,.0f} | {row['best_val']:.4f} | {row['test']:.4f} |",
+            f"| {row['samples_per_s']:,.0f} | {row['best_val']:.4f} |",
             flush=True,
         )
         if args.out:

@@ -3,7 +3,8 @@
     pip install scikit-learn    # not a project dependency: only this script needs it
     python bench/linear_peers.py --data-dir ../shared/data/ag_news
 
-Same tokens (agnews.text), same stratified validation split (prepare.val_size, prepare.seed from
+Same tokens (agnews.data.text), same stratified validation split (prepare.val_size, prepare.seed
+from
 params.yaml) as the pipeline, so the validation and test accuracies printed here compare
 directly with `dvc exp show`. Each model is fitted on the train split (scored on validation and
 test) and, like the issue's peer figures, on all train rows (scored on test). Prints a table;
@@ -18,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from agnews.config import load_params
-from agnews.raw import load_local
-from agnews.shards import stratified_split
-from agnews.text import tokenize
+from agnews.data.raw import load_local
+from agnews.data.shards import stratified_split
+from agnews.data.text import tokenize
 
 
 def main() -> None:

@@ -7,7 +7,8 @@
 Each checkout trains with its own src/, params.yaml and presets.yaml (a subprocess per run, one
 torch thread), on data prepared once per `prepare` setting by the `--after` checkout (prepare
 is unchanged by the changes this compares; the shards are a plain format both read). Prints one
-line per run and, per preset, the mean test accuracy before and after and the mean and standard
+line per run and, per preset, the mean validation accuracy before and after and the mean and
+standard
 deviation of the paired differences. A measurement, not a test: nothing is asserted.
 """
 
@@ -27,9 +28,8 @@ import json, sys, torch
 root, preset, data = sys.argv[1], sys.argv[2], sys.argv[4]
 seed, sets = int(sys.argv[3]), json.loads(sys.argv[5])
 from agnews.config import config_from_dict, load_yaml
-from agnews.presets import apply_overrides, full_overrides, load_presets
-from agnews.training import train_model
-from agnews.evaluation import evaluate_checkpoint
+from agnews.experiments.presets import apply_overrides, full_overrides, load_presets
+from agnews.model.training import train_model
 torch.set_num_threads(1)
 base = load_yaml(open(f"{root}/params.yaml").read())
 presets = load_presets(f"{root}/presets.yaml")
@@ -38,8 +38,7 @@ params = apply_overrides(base, changes)
 cfg = config_from_dict(params)
 out = sys.argv[6]
 s = train_model(data, f"{out}/model.pt", f"{out}/live", cfg.model, cfg.train)
-m = evaluate_checkpoint(f"{out}/model.pt", data, f"{out}/t.json", f"{out}/c.csv", 512)
-print(json.dumps({"val": s["best_val_acc"], "test": m["accuracy"], "train_s": s["train_seconds"]}))
+print(json.dumps({"val": s["best_val_acc"], "train_s": s["train_seconds"]}))
 """
 
 
@@ -56,10 +55,10 @@ def main() -> None:
     after = Path(args.after).resolve()
     sys.path.insert(0, str(after / "src"))
     from agnews.config import config_from_dict, load_yaml
-    from agnews.ladder.plan import parse_sets
-    from agnews.prepare import prepare_dataset
-    from agnews.presets import apply_overrides, full_overrides, load_presets
-    from agnews.raw import download
+    from agnews.data.prepare import prepare_dataset
+    from agnews.data.raw import download
+    from agnews.experiments.ladder.plan import parse_sets
+    from agnews.experiments.presets import apply_overrides, full_overrides, load_presets
 
     sets = parse_sets(args.set)
     work = Path(tempfile.mkdtemp(prefix="agnews-paired-"))
@@ -88,11 +87,11 @@ def main() -> None:
                 row = {"code": label, "preset": preset, "seed": seed}
                 row |= json.loads(done.stdout.strip().splitlines()[-1])
                 print(json.dumps(row), flush=True)
-                results.setdefault((preset, label), []).append(row["test"])
+                results.setdefault((preset, label), []).append(row["val"])
                 if args.out:
                     with open(args.out, "a", encoding="utf-8") as f:
                         f.write(json.dumps(row) + "\n")
-    print("\n| preset | seeds | test before | test after | paired difference (after - before) |")
+    print("\n| preset | seeds | val before | val after | paired difference (after - before) |")
     print("|---|---:|---:|---:|---:|")
     for preset in args.presets.split(","):
         b, a = results[(preset, "before")], results[(preset, "after")]

@@ -23,11 +23,11 @@ from pathlib import Path
 import torch
 
 from agnews.config import config_from_dict, load_yaml
-from agnews.prepare import prepare_dataset
-from agnews.presets import apply_overrides, get_preset, load_presets
-from agnews.raw import download
+from agnews.data.prepare import prepare_dataset
+from agnews.data.raw import download
+from agnews.experiments.presets import apply_overrides, get_preset, load_presets
+from agnews.model.training import train_model
 from agnews.runtime import pick_device
-from agnews.training import train_model
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = {

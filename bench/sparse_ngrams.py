@@ -36,11 +36,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from agnews.batching import InputSpec, make_batch, train_order  # noqa: E402
 from agnews.config import Config, config_from_dict, load_yaml  # noqa: E402
-from agnews.presets import apply_overrides, full_overrides, load_presets  # noqa: E402
+from agnews.data.batching import InputSpec, make_batch, train_order  # noqa: E402
+from agnews.experiments.presets import apply_overrides, full_overrides, load_presets  # noqa: E402
+from agnews.model.training import load_data, make_optimizers, train_model  # noqa: E402
 from agnews.runtime import seed_everything  # noqa: E402
-from agnews.training import load_data, make_optimizers, train_model  # noqa: E402
 
 VARIANTS = ("dense", "dense + flush_denormal", "sparse")
 
@@ -53,8 +53,8 @@ def wide_deep_config(sets: dict) -> Config:
 
 
 def prepared(data_dir: str, cfg: Config, work: Path) -> Path:
-    from agnews.prepare import prepare_dataset
-    from agnews.raw import download
+    from agnews.data.prepare import prepare_dataset
+    from agnews.data.raw import download
 
     out = work / "prepared"
     if not (out / "val.npz").exists():
@@ -70,8 +70,8 @@ def prepared(data_dir: str, cfg: Config, work: Path) -> Path:
 def speed(args: argparse.Namespace) -> None:
     """The three variants step in turn (round robin, each on its own model and batches), so
     whatever else the machine runs slows them alike."""
-    from agnews.models import TextClassifier
-    from agnews.training import clip_grad_norm
+    from agnews.model.classifier import TextClassifier
+    from agnews.model.training import clip_grad_norm
 
     cfg = wide_deep_config({})
     data_dir = prepared(args.data_dir, cfg, Path(args.work))

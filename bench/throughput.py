@@ -8,7 +8,8 @@
     256), a shuffling DataLoader feeds the notebook's model (embedding -> nn.RNN/GRU over the
     padded batch -> max pooling over all positions -> head).
 (b) "ours": the prepared shards, length-bucketed batches cut with numpy, packed sequences and
-    padding-blind pooling (agnews.batching + agnews.models), same sizes (embedding and hidden 256,
+    padding-blind pooling (agnews.data.batching + agnews.model.classifier), same sizes (embedding
+    and hidden 256,
     max pooling, one tanh/Linear/dropout head layer).
 Both train with Adam on the same real training rows for `--batches` steps after 5 warm-up steps
 (timed with a CUDA sync on GPU); each figure is the median of `--repeats` interleaved runs.
@@ -31,15 +32,15 @@ from nltk.tokenize import word_tokenize
 from torch import nn
 from torch.utils.data import DataLoader
 
-from agnews.batching import InputSpec, make_batch, train_order
 from agnews.config import load_params
-from agnews.models import TextClassifier
-from agnews.raw import load_local
+from agnews.data.batching import InputSpec, make_batch, train_order
+from agnews.data.raw import load_local
+from agnews.data.shards import shard_from_ids
+from agnews.data.text import tokenize, tokenize_all
+from agnews.data.vocab import build_vocab
+from agnews.model.classifier import TextClassifier
+from agnews.model.training import make_optimizer
 from agnews.runtime import pick_device
-from agnews.shards import shard_from_ids
-from agnews.text import tokenize, tokenize_all
-from agnews.training import make_optimizer
-from agnews.vocab import build_vocab
 
 # --- (a) the notebook's data path and model, as in its cells 6, 9 and 16 --------------------
 
@@ -175,7 +176,7 @@ def bench_nltk(texts):
 
 def bench_tokenize(texts, workers):
     """docs/s with `workers` processes, starting from a cold word cache."""
-    from agnews import text as text_module
+    from agnews.data import text as text_module
 
     text_module._nltk_word.cache_clear()
     started = time.perf_counter()

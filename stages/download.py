@@ -7,7 +7,7 @@ from argparse import Namespace
 
 from agnews.cli import run_stage
 from agnews.config import Config
-from agnews.raw import download
+from agnews.data.raw import download
 
 
 def main(args: Namespace, cfg: Config) -> None:

@@ -14,21 +14,21 @@ from pathlib import Path
 
 from agnews.cli import run_stage
 from agnews.config import Config
-from agnews.report import AnalysisPaths, evaluate_with_analysis
+from agnews.evaluation.evaluate import EvaluatePaths, evaluate
 
 
 def main(args: Namespace, cfg: Config) -> None:
-    analysis = AnalysisPaths(
+    paths = EvaluatePaths(
         raw_dir=Path(args.raw),
+        metrics=Path(args.metrics),
+        confusion=Path(args.confusion),
         predictions=Path(args.predictions),
         errors=Path(args.errors),
         per_class=Path(args.per_class),
         calibration=Path(args.calibration),
         reliability=Path(args.reliability),
     )
-    m, c = evaluate_with_analysis(
-        args.model, args.data, args.metrics, args.confusion, analysis, cfg.evaluate
-    )
+    m, c = evaluate(args.model, args.data, paths, cfg.evaluate)
     print(f"evaluate: test accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}")
     bins = cfg.evaluate.ece_bins
     line = f"evaluate: ECE ({bins} equal-width bins of the top-class probability) val "

@@ -10,7 +10,7 @@ from argparse import Namespace
 
 from agnews.cli import run_stage
 from agnews.config import Config
-from agnews.prepare import prepare_dataset
+from agnews.data.prepare import prepare_dataset
 
 
 def main(args: Namespace, cfg: Config) -> None:

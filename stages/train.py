@@ -10,7 +10,7 @@ from argparse import Namespace
 
 from agnews.cli import run_stage
 from agnews.config import Config
-from agnews.training import train_model
+from agnews.model.training import train_model
 
 
 def main(args: Namespace, cfg: Config) -> None:

@@ -33,7 +33,7 @@ def prepared_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained_model(prepared_dir, tmp_path_factory) -> Path:
     """A tiny model trained for one epoch on the prepared sample (checkpoint path)."""
-    from agnews.training import train_model
+    from agnews.model.training import train_model
 
     cfg = config_from_dict(override(committed_params(), TINY))
     out = tmp_path_factory.mktemp("trained")

@@ -41,8 +41,8 @@ def download_and_prepare(
     ngram_min_count: int = 1,
 ) -> dict:
     """Run download and prepare into `root` (raw/, out/, m.json, h.csv); return the metrics."""
-    from agnews.prepare import prepare_dataset
-    from agnews.raw import download
+    from agnews.data.prepare import prepare_dataset
+    from agnews.data.raw import download
 
     download("unused", str(local_dir), root / "raw")
     return prepare_dataset(
@@ -133,3 +133,18 @@ def committed_params() -> dict:
                 if key in committed.get(section, {}):
                     values[key] = committed[section][key]
     return params
+
+
+def evaluate_checkpoint(model, data, metrics, confusion, batch_size: int = 64) -> dict:
+    """The test metrics of `model` through evaluate's one path (agnews.evaluation.evaluate),
+    its JSON and confusion rows at `metrics` and `confusion`, the other outputs beside them;
+    the raw split is read from the folder beside `data` named raw (download_and_prepare's)."""
+    import dataclasses
+
+    from agnews.config import EvaluateConfig
+    from agnews.evaluation.evaluate import EvaluatePaths, evaluate
+
+    paths = EvaluatePaths.in_folder(Path(data).parent / "raw", Path(metrics).parent / "analysis")
+    paths = dataclasses.replace(paths, metrics=Path(metrics), confusion=Path(confusion))
+    cfg = EvaluateConfig(batch_size=batch_size, calibrate=False, ece_bins=15, error_examples=5)
+    return evaluate(model, data, paths, cfg)[0]

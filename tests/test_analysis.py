@@ -4,26 +4,30 @@ the error analysis, and the evaluate stage writing all of it from the fixture's 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import shutil
 
 import numpy as np
 import pytest
+import torch
 
-from agnews.analysis import (
+from agnews.config import EvaluateConfig
+from agnews.data.raw import read_raw
+from agnews.data.shards import shard_from_ids
+from agnews.errors import DataError
+from agnews.evaluation.analysis import (
     errors_report,
     expected_calibration_error,
     fit_temperature,
     nll,
     reliability,
-    softmax,
 )
-from agnews.config import EvaluateConfig
-from agnews.errors import DataError
-from agnews.predictions import HEADER, predictions_csv, read_predictions
-from agnews.raw import read_raw
-from agnews.report import AnalysisPaths, evaluate_with_analysis, raw_rows
-from agnews.shards import shard_from_ids
+from agnews.evaluation.evaluate import EvaluatePaths, evaluate, raw_texts
+from agnews.evaluation.predictions import HEADER, predictions_csv, read_predictions
+from agnews.model.checkpoints import load_model
+from agnews.model.inference import load_checked_shard, shard_logits
+from agnews.model.inference import probabilities as softmax
 
 
 def _probs(top: list[float], predicted: list[int]) -> np.ndarray:
@@ -103,17 +107,22 @@ def test_errors_report_pairs_and_confident_mistakes():
     assert mistakes == ["11", "13", "10"]  # by confidence: 0.9, 0.8, 0.6
 
 
-def test_raw_rows_skip_texts_dropped_as_empty(tmp_path):
+def test_raw_texts_follow_the_rows_prepare_recorded(tmp_path):
     (tmp_path / "test.jsonl").write_text(
         '{"label": 1, "text": "Federer wins"}\n{"label": 0, "text": "?!"}\n'
         '{"label": 2, "text": "Stocks fall"}\n'
     )
-    shard = shard_from_ids([np.array([2, 5, 3]), np.array([2, 6, 3])], [1, 2])
-    rows, texts = raw_rows(tmp_path, "test", shard)
-    assert rows.tolist() == [0, 2] and texts == ["Federer wins", "Stocks fall"]
-    other = shard_from_ids([np.array([2, 5, 3]), np.array([2, 6, 3])], [1, 1])
+    ids = [np.array([2, 5, 3]), np.array([2, 6, 3])]
+    shard = dataclasses.replace(shard_from_ids(ids, [1, 2]), rows=np.array([0, 2]))
+    assert raw_texts(tmp_path, "test", shard) == ["Federer wins", "Stocks fall"]
+    other = dataclasses.replace(shard_from_ids(ids, [1, 1]), rows=np.array([0, 2]))
     with pytest.raises(DataError, match=r"test\.jsonl: .* different runs"):
-        raw_rows(tmp_path, "test", other)
+        raw_texts(tmp_path, "test", other)
+    beyond = dataclasses.replace(shard, rows=np.array([0, 3]))
+    with pytest.raises(DataError, match=r"test\.jsonl: 3 rows, but .* names row 3"):
+        raw_texts(tmp_path, "test", beyond)
+    with pytest.raises(DataError, match="older prepare"):
+        raw_texts(tmp_path, "test", shard_from_ids(ids, [1, 2]))
 
 
 def _column(name: str) -> str:
@@ -125,25 +134,16 @@ def _column(name: str) -> str:
 @pytest.mark.parametrize("calibrate", [False, True])
 def test_evaluate_writes_every_analysis_output(trained_model, prepared_dir, tmp_path, calibrate):
     raw_dir = prepared_dir.parent / "raw"
-    paths = AnalysisPaths(
-        raw_dir=raw_dir,
-        predictions=tmp_path / "predictions.csv",
-        errors=tmp_path / "errors.md",
-        per_class=tmp_path / "per_class.csv",
-        calibration=tmp_path / "calibration.json",
-        reliability=tmp_path / "reliability.csv",
-    )
+    paths = EvaluatePaths.in_folder(raw_dir, tmp_path)
     cfg = EvaluateConfig(batch_size=64, calibrate=calibrate, ece_bins=10, error_examples=3)
-    metrics, calibration = evaluate_with_analysis(
-        trained_model, prepared_dir, tmp_path / "m.json", tmp_path / "c.csv", paths, cfg
-    )
+    metrics, calibration = evaluate(trained_model, prepared_dir, paths, cfg)
     raw = read_raw(raw_dir, "test")
     with open(paths.predictions, newline="") as f:
         rows = list(csv.DictReader(f))
     assert paths.predictions.read_text().splitlines()[0] == ",".join(HEADER)
     assert [int(r["row"]) for r in rows] == list(range(len(raw)))  # no text dropped here
     assert [int(r["label"]) for r in rows] == [e.label for e in raw]
-    confusion = (tmp_path / "c.csv").read_text().splitlines()[1:]
+    confusion = paths.confusion.read_text().splitlines()[1:]
     names = ["World", "Sports", "Business", "Sci/Tech"]
     assert [names[int(r["predicted"])] for r in rows] == [c.split(",")[1] for c in confusion]
     for r in rows:
@@ -196,11 +196,23 @@ def test_evaluate_refuses_raw_data_of_another_run(trained_model, prepared_dir, t
     shutil.copytree(prepared_dir.parent / "raw", raw_dir)
     lines = (raw_dir / "test.jsonl").read_text().splitlines(keepends=True)
     (raw_dir / "test.jsonl").write_text("".join(lines[1:]))
-    out = {k: tmp_path / k for k in ("p", "e", "pc", "cal", "rel")}
-    paths = AnalysisPaths(raw_dir, out["p"], out["e"], out["pc"], out["cal"], out["rel"])
+    paths = EvaluatePaths.in_folder(raw_dir, tmp_path / "out")
     cfg = EvaluateConfig(batch_size=64, calibrate=False, ece_bins=10, error_examples=3)
     with pytest.raises(DataError, match="different runs"):
-        evaluate_with_analysis(
-            trained_model, prepared_dir, tmp_path / "m.json", tmp_path / "c.csv", paths, cfg
-        )
-    assert not any(p.exists() for p in [*out.values(), tmp_path / "m.json"])
+        evaluate(trained_model, prepared_dir, paths, cfg)
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_temperature_is_fitted_on_validation_never_test(trained_model, prepared_dir, tmp_path):
+    """evaluate.calibrate's temperature is the one that validation's logits give; test's
+    logits give another (checked here, so the test can tell them apart)."""
+    paths = EvaluatePaths.in_folder(prepared_dir.parent / "raw", tmp_path)
+    cfg = EvaluateConfig(batch_size=64, calibrate=True, ece_bins=10, error_examples=3)
+    _, calibration = evaluate(trained_model, prepared_dir, paths, cfg)
+    model, _, vocabs = load_model(trained_model, prepared_dir, torch.device("cpu"))
+    fitted = {}
+    for split in ("val", "test"):
+        shard = load_checked_shard(prepared_dir / f"{split}.npz", vocabs)
+        fitted[split] = round(fit_temperature(shard_logits(model, shard, 64)[0], shard.labels), 6)
+    assert fitted["val"] != fitted["test"]
+    assert calibration["temperature"] == fitted["val"]

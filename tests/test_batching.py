@@ -1,7 +1,7 @@
 import numpy as np
 
-from agnews.batching import InputSpec, eval_order, make_batch, train_order
-from agnews.shards import shard_from_ids
+from agnews.data.batching import InputSpec, eval_order, make_batch, train_order
+from agnews.data.shards import shard_from_ids
 
 
 def _shard(lengths):
@@ -55,7 +55,7 @@ def test_eval_order_sorts_by_length():
 def test_word_dropout_hits_only_real_words_at_the_given_rate():
     import torch
 
-    from agnews.batching import word_dropout
+    from agnews.data.batching import word_dropout
 
     shard = _shard([40] * 200)
     batch = make_batch(shard, np.arange(200), InputSpec(pad_id=0, max_len=256, fixed_len=None))

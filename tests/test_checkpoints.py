@@ -9,11 +9,11 @@ import shutil
 
 import pytest
 import torch
+from helpers import evaluate_checkpoint
 
-from agnews.checkpoints import CHECKPOINT_FORMAT, load_model, read_checkpoint
+from agnews.data.vocab import Vocab
 from agnews.errors import DataError
-from agnews.evaluation import evaluate_checkpoint
-from agnews.vocab import Vocab
+from agnews.model.checkpoints import CHECKPOINT_FORMAT, load_model, read_checkpoint
 
 CPU = torch.device("cpu")
 
@@ -142,7 +142,7 @@ def test_an_older_format_asks_for_retraining(copied, tmp_path):
 
 def test_evaluate_refuses_a_test_shard_from_another_prepare_run(copied, tmp_path):
     model_path, data = copied
-    from agnews.shards import load_shard, save_shard, shard_from_ids
+    from agnews.data.shards import load_shard, save_shard, shard_from_ids
 
     test = load_shard(data / "test.npz")
     bad = [test.text_ids(i).copy() for i in range(len(test))]
@@ -165,7 +165,7 @@ def test_a_shard_is_bound_to_its_vocabulary_not_just_its_size(copied, tmp_path, 
     """Ids that all fit the vocabulary (the very same ids) but a shard prepared with another
     vocabulary, or by a prepare that recorded none: refused, never scored."""
     model_path, data = copied
-    from agnews.shards import load_shard, save_shard
+    from agnews.data.shards import load_shard, save_shard
 
     test = load_shard(data / "test.npz")
     assert test.vocab_sha256 is not None

@@ -11,7 +11,7 @@ import pytest
 from helpers import SAMPLE_DIR, TINY, committed_params, override
 
 from agnews.cli import run_stage
-from agnews.raw import download
+from agnews.data.raw import download
 
 
 def _params_file(tmp_path: Path, **changes) -> Path:
@@ -111,7 +111,7 @@ def test_a_disk_that_fills_during_the_checkpoint_save_is_one_line(
 
     import torch
 
-    from agnews import checkpoints
+    from agnews.model import checkpoints
 
     if disk == "/dev/full":
 

@@ -1,6 +1,6 @@
-"""agnews.compare on `dvc exp show --json`-shaped input: one row per run, 120 columns."""
+"""agnews.experiments.compare on `dvc exp show --json`-shaped input: a row per run, 120 columns."""
 
-from agnews.compare import collect, model_label, render, table_cells
+from agnews.experiments.compare import collect, model_label, render, table_cells
 
 PATHS = {"model": "models/model.pt", "test_metrics": "metrics/test.json",
          "train_live_dir": "dvclive/train"}  # fmt: skip
@@ -103,7 +103,7 @@ def test_metrics_are_read_from_the_paths_each_run_names():
 def test_rows_never_sort_by_test_accuracy(capsys):
     import pytest
 
-    from agnews.compare import main
+    from agnews.experiments.compare import main
 
     with pytest.raises(SystemExit) as exc:
         main(["--sort", "test"])

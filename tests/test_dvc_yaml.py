@@ -72,7 +72,7 @@ def test_the_check_finds_a_missing_transitive_module(tmp_path):
     """The walk itself: evaluate's script reaches atomic.py only through other modules."""
     files = transitive_agnews_files(ROOT / "stages" / "evaluate.py")
     assert "src/agnews/atomic.py" in files and "src/agnews/__init__.py" in files
-    assert "src/agnews/training.py" not in files
+    assert "src/agnews/model/training.py" not in files
 
 
 def test_paths_come_from_params():

@@ -4,7 +4,7 @@ import os
 import sys
 from pathlib import Path
 
-from agnews.ladder.local import queue_states, worker_env
+from agnews.experiments.ladder.local import queue_states, worker_env
 
 
 def test_queue_status_is_read_by_name():
@@ -22,7 +22,7 @@ def test_queue_snapshot_reads_an_empty_queue(tmp_path):
     """The queue's API on a real (empty) repository: no tasks, no workers."""
     import subprocess
 
-    from agnews.ladder.local import queue_snapshot
+    from agnews.experiments.ladder.local import queue_snapshot
 
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=tmp_path, check=True)
@@ -44,7 +44,7 @@ def test_starting_the_queue_does_not_wait_for_the_workers_it_leaves_running():
     import subprocess
     import time
 
-    from agnews.ladder.local import start_queue
+    from agnews.experiments.ladder.local import start_queue
 
     worker = (
         "import subprocess, sys; "
@@ -59,8 +59,8 @@ def test_starting_the_queue_does_not_wait_for_the_workers_it_leaves_running():
 def test_seed_repeats_are_named_after_the_preset(params):
     from helpers import ROOT
 
-    from agnews.ladder.plan import wanted_params
-    from agnews.presets import load_presets
+    from agnews.experiments.ladder.plan import wanted_params
+    from agnews.experiments.presets import load_presets
 
     presets = load_presets(ROOT / "presets.yaml")
     wanted = wanted_params(["rnn_max"], presets, params, {"train.epochs": 1}, seeds=[53, 1, 2])
@@ -78,8 +78,8 @@ def test_seed_repeats_are_named_after_the_preset(params):
 def test_comma_separated_set_values_make_a_grid_named_after_the_key(params):
     from helpers import ROOT
 
-    from agnews.ladder.plan import parse_grid, split_values, wanted_params
-    from agnews.presets import load_presets
+    from agnews.experiments.ladder.plan import parse_grid, split_values, wanted_params
+    from agnews.experiments.presets import load_presets
 
     assert split_values("128,256") == ["128", "256"]
     assert split_values("[1,2],'a,b'") == ["[1,2]", "'a,b'"]  # lists and quoted text stay whole
@@ -114,7 +114,7 @@ def test_a_retried_ray_task_skips_a_run_already_on_the_git_remote(tmp_path, monk
     import subprocess
     import types
 
-    import agnews.ladder.cluster as cluster
+    import agnews.experiments.ladder.cluster as cluster
 
     origin = tmp_path / "origin.git"
     subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
@@ -148,7 +148,7 @@ def test_the_cluster_never_gets_a_password_from_the_git_remote_url(tmp_path, mon
     import pytest
 
     from agnews.errors import AgnewsError
-    from agnews.ladder.cluster import remote_url
+    from agnews.experiments.ladder.cluster import remote_url
 
     monkeypatch.chdir(tmp_path)
     subprocess.run(["git", "init", "-q"], check=True)
@@ -165,7 +165,7 @@ def test_the_cluster_never_gets_a_password_from_the_git_remote_url(tmp_path, mon
 
 
 def test_a_run_takes_a_gpu_when_the_cluster_has_them_else_its_cpus():
-    from agnews.ladder.cluster import task_resources
+    from agnews.experiments.ladder.cluster import task_resources
 
     assert task_resources({"CPU": 16.0, "GPU": 4.0}, 2) == {"num_gpus": 1, "num_cpus": 2}
     assert task_resources({"CPU": 16.0}, 4) == {"num_cpus": 4}
@@ -178,9 +178,9 @@ def test_a_run_is_reused_only_if_every_param_matches(params):
     taken for it."""
     from helpers import ROOT, override
 
-    from agnews.ladder.experiments import matches
-    from agnews.ladder.plan import wanted_params
-    from agnews.presets import load_presets
+    from agnews.experiments.ladder.experiments import matches
+    from agnews.experiments.ladder.plan import wanted_params
+    from agnews.experiments.presets import load_presets
 
     presets = load_presets(ROOT / "presets.yaml")
     [(_, want)] = wanted_params(["gru_max"], presets, params, {}).items()

@@ -3,7 +3,8 @@
 import numpy as np
 from helpers import ROOT
 
-from agnews.ladder.report import (
+from agnews.evaluation.predictions import Predictions
+from agnews.experiments.ladder.report import (
     is_complete,
     metric,
     paired_lines,
@@ -11,8 +12,7 @@ from agnews.ladder.report import (
     seed_groups,
     split_by_version,
 )
-from agnews.predictions import Predictions
-from agnews.presets import apply_overrides, full_overrides, load_presets
+from agnews.experiments.presets import apply_overrides, full_overrides, load_presets
 
 PRESETS = load_presets(ROOT / "presets.yaml")
 

@@ -9,13 +9,14 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from helpers import evaluate_checkpoint
 from torch import nn
 
-import agnews.training as training
-from agnews.batching import InputSpec
-from agnews.checkpoints import load_model
-from agnews.evaluation import evaluate_checkpoint, predict_shard
-from agnews.shards import shard_from_ids
+import agnews.model.training as training
+from agnews.data.batching import InputSpec
+from agnews.data.shards import shard_from_ids
+from agnews.model.checkpoints import load_model
+from agnews.model.inference import predict_shard
 
 # A model small enough to train in seconds that still reads the words: on 320 real texts it
 # reaches ~0.8 validation accuracy (chance is 0.25).

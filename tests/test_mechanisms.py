@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from agnews.batching import Batch, InputSpec, make_batch
-from agnews.models import Ensemble, TextClassifier
+from agnews.data.batching import Batch, InputSpec, make_batch
+from agnews.model.classifier import Ensemble, TextClassifier
 
 VOCAB, PAD, BAG = 50, 0, 30
 IDS = torch.tensor([[2, 7, 9, 3, 0], [2, 5, 6, 8, 3]])  # (B=2, T=5)
@@ -78,8 +78,8 @@ def test_the_ngram_bag_vector_is_the_tfidf_weighted_sum_of_its_rows(tiny_config)
 
 
 def test_batches_carry_each_texts_tfidf_weights_from_the_shard(prepared_with_ngrams):
-    from agnews.shards import load_shard
-    from agnews.vocab import NgramVocab
+    from agnews.data.shards import load_shard
+    from agnews.data.vocab import NgramVocab
 
     shard = load_shard(prepared_with_ngrams / "train.npz")
     vocab = NgramVocab.load(prepared_with_ngrams / "ngrams.json")

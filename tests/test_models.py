@@ -7,10 +7,10 @@ import torch
 import yaml
 from helpers import ROOT
 
-from agnews.batching import InputSpec
 from agnews.config import ModelConfig
-from agnews.models import TextClassifier, pool
-from agnews.presets import load_presets, preset_config
+from agnews.data.batching import InputSpec
+from agnews.experiments.presets import load_presets, preset_config
+from agnews.model.classifier import TextClassifier, pool
 
 VOCAB, PAD = 50, 0
 
@@ -137,7 +137,7 @@ PRESETS = load_presets(ROOT / "presets.yaml")
 
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_every_preset_builds_and_trains_one_step(params, name):
-    from agnews.models import uses_ngrams
+    from agnews.model.classifier import uses_ngrams
 
     cfg = preset_config(PRESETS, name, params).model
     torch.manual_seed(0)
@@ -187,7 +187,7 @@ def test_the_ngram_bag_does_not_depend_on_the_batch(tiny_config, bidirectional):
 
 
 def test_reverse_real_tokens_reverses_each_row_in_place_and_is_its_own_inverse():
-    from agnews.models import reverse_real_tokens
+    from agnews.model.classifier import reverse_real_tokens
 
     x = torch.arange(2 * 5, dtype=torch.float32).reshape(2, 5, 1)  # rows 0..4 and 5..9
     out = reverse_real_tokens(x, torch.tensor([3, 5]))
@@ -199,7 +199,7 @@ def test_reverse_real_tokens_reverses_each_row_in_place_and_is_its_own_inverse()
 def test_bidirectional_layer_reads_each_text_both_ways_like_a_lone_sequence(cell):
     """Row by row, each direction equals the cell run on that text alone (what a packed
     sequence computes): the right-to-left one starts at the text's last real token."""
-    from agnews.models import _CELLS, RecurrentLayer
+    from agnews.model.classifier import _CELLS, RecurrentLayer
 
     torch.manual_seed(0)
     layer = RecurrentLayer(_CELLS[cell], 4, 3, bidirectional=True).eval()

@@ -4,17 +4,17 @@ import json
 
 from helpers import SAMPLE_DIR
 
-from agnews.peers import main
-from agnews.prepare import split_rows
-from agnews.raw import download
+from agnews.data.prepare import split_rows
+from agnews.data.raw import download
+from agnews.experiments.peers import main
 
 
 def test_peers_score_the_pipelines_rows(tmp_path, params, prepared_dir):
     import numpy as np
     import yaml
 
-    from agnews.predictions import read_predictions
-    from agnews.shards import load_shard
+    from agnews.data.shards import load_shard
+    from agnews.evaluation.predictions import read_predictions
 
     download("unused", str(SAMPLE_DIR), tmp_path / "raw")
     params["paths"]["raw_dir"] = str(tmp_path / "raw")
@@ -58,8 +58,8 @@ def test_a_peer_that_diverges_is_recorded_as_not_scored(capsys):
     """fastText 0.9.3 diverges at random: that peer is listed with why, the others are scored."""
     import numpy as np
 
-    from agnews.peers import FitDiverged, score_peers
-    from agnews.prepare import Splits
+    from agnews.data.prepare import Splits
+    from agnews.experiments.peers import FitDiverged, score_peers
 
     class Constant:
         def fit(self, docs, labels):
@@ -73,8 +73,39 @@ def test_a_peer_that_diverges_is_recorded_as_not_scored(capsys):
             raise FitDiverged("diverged (NaN) with seeds 0-3")
 
     labels = {s: np.array([0, 1, 2, 3]) for s in ("train", "val", "test")}
-    splits = Splits({s: [["a"]] * 4 for s in labels}, {s: ["a"] * 4 for s in labels}, labels, {})
+    rows = {s: np.arange(4) for s in labels}
+    splits = Splits(
+        {s: [["a"]] * 4 for s in labels}, {s: ["a"] * 4 for s in labels}, labels, rows, {}
+    )
     results = score_peers(splits, {"nan": ("text", Diverging), "zero": ("text", Constant)})
     assert results[0] == {"name": "nan", "not_scored": "diverged (NaN) with seeds 0-3"}
     assert results[1]["name"] == "zero" and results[1]["test_acc"] == 0.25
     assert "nan: not scored: diverged (NaN)" in capsys.readouterr().err
+
+
+def test_peers_write_the_raw_row_numbers_prepare_recorded(tmp_path):
+    """A peer's predictions CSV names each test text by its raw row (rows dropped as empty
+    leave gaps), as evaluate's does, so the report pairs them row by row."""
+    import numpy as np
+
+    from agnews.data.prepare import Splits
+    from agnews.evaluation.predictions import read_predictions
+    from agnews.experiments.peers import score_peers
+
+    class Constant:
+        def fit(self, docs, labels):
+            return self
+
+        def predict(self, docs):
+            return np.zeros(len(docs), dtype=np.int64)
+
+        def probabilities(self, docs):
+            return np.tile([1.0, 0.0, 0.0, 0.0], (len(docs), 1))
+
+    labels = {s: np.array([0, 1, 2, 3]) for s in ("train", "val", "test")}
+    rows = {"train": np.arange(4), "val": np.arange(4, 8), "test": np.array([0, 2, 3, 7])}
+    splits = Splits(
+        {s: [["a"]] * 4 for s in labels}, {s: ["a"] * 4 for s in labels}, labels, rows, {}
+    )
+    score_peers(splits, {"zero": ("text", Constant)}, tmp_path)
+    assert read_predictions(tmp_path / "zero.csv").rows.tolist() == [0, 2, 3, 7]

@@ -21,10 +21,10 @@ from dvc_project import run as _run
 from helpers import TINY, stages_run
 
 from agnews import CLASS_NAMES
-from agnews.batching import InputSpec
-from agnews.compare import flatten
 from agnews.config import config_from_dict
-from agnews.models import TextClassifier
+from agnews.data.batching import InputSpec
+from agnews.experiments.compare import flatten
+from agnews.model.classifier import TextClassifier
 
 pytestmark = pytest.mark.e2e
 
@@ -77,7 +77,7 @@ def test_repro_then_experiments(project):
     # 5. a preset, run the README's way: every param from HEAD's params.yaml (the workspace
     # still holds gru-run's cell and lr-run's lr), the preset's, then -S (null, false and
     # "+"-joined pooling all round-trip); a misspelt name runs and queues nothing
-    cmd = [sys.executable, "-m", "agnews.presets", "run"]
+    cmd = [sys.executable, "-m", "agnews", "presets", "run"]
     typo = _run([*cmd, "bilstm2_flatten_mean_maxx"], project, check=False)
     assert typo.returncode == 2 and "unknown preset 'bilstm2_flatten_mean_maxx'" in typo.stderr
     assert _stages_run(typo) == []
@@ -120,7 +120,7 @@ def test_repro_then_experiments(project):
             assert not {k.rsplit(".", 1)[-1] for k in metric_keys} & {"cell", "pooling", "epochs"}
 
     # 6b. the documented comparison: one row per run, what decides between them, 120 columns
-    table = _run([sys.executable, "-m", "agnews.compare"], project).stdout.splitlines()
+    table = _run([sys.executable, "-m", "agnews", "compare"], project).stdout.splitlines()
     assert max(len(line) for line in table) <= 120, table
     assert table[0].split() == [
         *("experiment", "model", "ep", "lr", "batch", "val", "%", "test", "%", "F1", "%"),
@@ -320,7 +320,15 @@ def _queue_names(project: Path) -> set[str]:
 
 def test_ladder_queues_runs_reports_and_reuses(project):
     _run(["git", "checkout", "-q", "--", "params.yaml"], project)
-    ladder = [sys.executable, "-m", "agnews.ladder", "--jobs", "2", "--presets", "rnn_mean,gru_cat"]
+    ladder = [
+        sys.executable,
+        "-m",
+        "agnews.experiments.ladder",
+        "--jobs",
+        "2",
+        "--presets",
+        "rnn_mean,gru_cat",
+    ]
     complete = project / "reports" / "ladder.md"
     committed_report = complete.read_bytes() if complete.exists() else None
 

@@ -1,4 +1,4 @@
-"""python -m agnews.predict: arguments, files, stdin, and input that is not a headline."""
+"""python -m agnews predict: arguments, files, stdin, and input that is not a headline."""
 
 import io
 import json
@@ -12,7 +12,7 @@ import pytest
 import torch
 from helpers import ROOT
 
-from agnews.predict import Predictor, main
+from agnews.serving.predict import Predictor, main
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ def test_missing_model_is_a_clear_error(capsys, tmp_path):
 
 
 def _predict_rss(args: list[str], lines: int, tmp_path) -> tuple[int, int]:
-    """(peak RSS in MiB of a `python -m agnews.predict` process, output rows) for `lines`
+    """(peak RSS in MiB of a `python -m agnews predict` process, output rows) for `lines`
     input lines, some of them blank."""
     src = tmp_path / f"in-{lines}.txt"
     with open(src, "w") as f:
@@ -97,7 +97,7 @@ def _predict_rss(args: list[str], lines: int, tmp_path) -> tuple[int, int]:
     out = tmp_path / f"out-{lines}.txt"
     code = (
         "import resource, runpy, sys; sys.argv = ['predict', *sys.argv[1:]]\n"
-        "try:\n    runpy.run_module('agnews.predict', run_name='__main__')\n"
+        "try:\n    runpy.run_module('agnews.serving.predict', run_name='__main__')\n"
         "finally:\n    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
     )
     with open(out, "w") as f:
@@ -125,7 +125,7 @@ def test_large_inputs_stream_with_bounded_memory_one_row_per_line(trained_model,
 def _run_predict(args: list[str], cwd) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "agnews.predict", *args],
+        [sys.executable, "-m", "agnews", "predict", *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -183,3 +183,19 @@ def test_temperature_softens_the_probabilities_without_changing_labels(trained_m
         assert max(b.probabilities.values()) < max(a.probabilities.values())
     assert main(["--model", str(trained_model), "--temperature", "0", "x"]) == 2
     assert capsys.readouterr().err == "error: --temperature: 0.0 is not a positive number\n"
+
+
+def test_a_near_tie_gets_evaluates_label_not_the_rounded_maximum(trained_model, monkeypatch):
+    """Probabilities [0.39996, 0.40004, 0.1, 0.1] round to 0.4 and 0.4: the label is still the
+    argmax of the unrounded logits (Sports), the rule evaluate applies to predictions.csv."""
+    from agnews.model.inference import predicted_labels
+
+    predictor = Predictor(trained_model, "cpu")
+    logits = torch.log(torch.tensor([[0.39996, 0.40004, 0.1, 0.1]]))  # (1, C)
+    monkeypatch.setattr(
+        predictor.model, "classify", lambda batch: logits.expand(len(batch.labels), -1)
+    )
+    [p] = predictor.predict(["Stocks rally as oil prices fall"])
+    assert p.probabilities["World"] == p.probabilities["Sports"] == 0.4
+    assert predicted_labels(logits.numpy()).tolist() == [1]
+    assert p.label == "Sports"

@@ -6,9 +6,9 @@ import json
 import numpy as np
 from helpers import SAMPLE_DIR, download_and_prepare
 
-from agnews.prepare import length_stats
-from agnews.shards import load_shard
-from agnews.vocab import Vocab
+from agnews.data.prepare import length_stats
+from agnews.data.shards import load_shard
+from agnews.data.vocab import Vocab
 
 
 def _prepare(tmp_path, name, workers=1, min_count=1):
@@ -74,6 +74,12 @@ def test_texts_empty_after_preprocessing_are_dropped_and_counted(tmp_path):
     assert metrics["rows"]["test"] == 9
     test = load_shard(tmp_path / "out" / "test.npz")
     assert test.lengths.min() >= 3  # bos, at least one word, eos
+    # each kept text's raw row is recorded: row 1 ("!!!") was dropped
+    assert test.raw_rows().tolist() == [0, 2, 3, 4, 5, 6, 7, 8, 9]
+    train = load_shard(tmp_path / "out" / "train.npz")
+    val = load_shard(tmp_path / "out" / "val.npz")
+    assert sorted([*train.raw_rows(), *val.raw_rows()]) == [0, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert np.all(np.diff(val.raw_rows()) > 0)  # in raw order
 
 
 def test_a_threshold_that_keeps_no_word_is_refused(tmp_path):
@@ -89,7 +95,7 @@ def test_a_threshold_that_keeps_no_word_is_refused(tmp_path):
 
 
 def test_ngrams_are_prepared_beside_the_words(tmp_path):
-    from agnews.vocab import NgramVocab
+    from agnews.data.vocab import NgramVocab
 
     root = tmp_path / "n"
     metrics = download_and_prepare(SAMPLE_DIR, root, 1, 0.25, 3, ngrams=2, ngram_min_count=1)

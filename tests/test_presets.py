@@ -9,7 +9,7 @@ import yaml
 from helpers import ROOT, override
 
 from agnews.errors import ConfigError
-from agnews.presets import (
+from agnews.experiments.presets import (
     apply_overrides,
     full_overrides,
     load_presets,

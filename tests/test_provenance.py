@@ -4,8 +4,8 @@ import shutil
 
 from helpers import ROOT, SAMPLE_DIR
 
+from agnews.data.raw import download
 from agnews.provenance import code_files, code_hash, raw_digest
-from agnews.raw import download
 
 
 def _copy_project(tmp_path):
@@ -18,14 +18,19 @@ def _copy_project(tmp_path):
 
 def test_the_code_hash_covers_the_training_code_and_nothing_else(tmp_path):
     files = code_files(ROOT)
-    assert {"stages/train.py", "stages/prepare.py", "src/agnews/training.py"} <= set(files)
-    assert "src/agnews/models.py" in files and "src/agnews/ladder/report.py" not in files
+    assert {"stages/train.py", "stages/prepare.py", "src/agnews/model/training.py"} <= set(files)
+    assert (
+        "src/agnews/model/classifier.py" in files
+        and "src/agnews/experiments/ladder/report.py" not in files
+    )
     root = _copy_project(tmp_path)
     before = code_hash(root)
     assert len(before) == 12 and before == code_hash(ROOT)
-    (root / "src/agnews/ladder/report.py").write_text("# a report change\n")  # not training code
+    (root / "src/agnews/experiments/ladder/report.py").write_text(
+        "# a report change\n"
+    )  # not training code
     assert code_hash(root) == before
-    models = root / "src/agnews/models.py"
+    models = root / "src/agnews/model/classifier.py"
     models.write_text(models.read_text() + "\n# one more line\n")
     assert code_hash(root) != before
     assert code_hash(tmp_path / "elsewhere") == "unknown"

@@ -6,8 +6,7 @@ import json
 import pytest
 from helpers import SAMPLE_DIR
 
-from agnews.errors import DataError
-from agnews.raw import (
+from agnews.data.raw import (
     download,
     find_split_file,
     load_hub,
@@ -16,6 +15,7 @@ from agnews.raw import (
     read_raw,
     resolve_local_dir,
 )
+from agnews.errors import DataError
 
 GOOD = '"3","Title","Description"\n"1","T2","D2"\n"2","T3","D3"\n"4","T4","D4"\n'
 

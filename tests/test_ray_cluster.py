@@ -1,6 +1,7 @@
 """The ladder on a real Ray cluster on loopback (README "On a cluster"): a head node and a
 second node (`ray start`, each its own process group, each with its own work folder), a bare
-git remote and a DVC remote in a local folder; `python -m agnews.ladder --ray` fans three tiny
+git remote and a DVC remote in a local folder; `python -m agnews ladder --ray` fans
+three tiny
 runs of the fixture data out, the second node is killed (SIGKILL to its whole process group:
 raylet, workers and the run inside) while it runs one of them, and Ray runs that one again on
 the head. A fresh clone then finds every run exactly once in `dvc exp show --json`, with
@@ -215,7 +216,7 @@ def test_ladder_fans_out_on_ray_and_survives_a_dead_node(cluster, tmp_path):
     ):
         _run(args, a, env)
     ladder = [
-        sys.executable, "-m", "agnews.ladder", "--ray", cluster.address, "--presets", "rnn_max",
+        sys.executable, "-m", "agnews", "ladder", "--ray", cluster.address, "--presets", "rnn_max",
         "--set", "train.epochs=1", "--set", f"model.hidden_size={','.join(map(str, SIZES))}",
     ]  # fmt: skip
     driver_env = {**env, "PYTHONPATH": str(a / "src")}

@@ -1,5 +1,5 @@
-"""python -m agnews.serve over real HTTP on loopback: the answers match agnews.predict's, bad
-requests are one-line JSON 4xx errors (never a 500 traceback), and 200 concurrent requests
+"""python -m agnews serve over real HTTP on loopback: the answers match agnews.serving.predict's,
+bad requests are one-line JSON 4xx errors (never a 500 traceback), and 200 concurrent requests
 each get their own answers, in order."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import pytest
 from helpers import ROOT
 from servers import free_ports
 
-from agnews.predict import Predictor
-from agnews.serve import Limits, create_app, file_digests, identity
+from agnews.serving.predict import Predictor
+from agnews.serving.serve import Limits, create_app, file_digests, identity
 
 LIMITS = Limits(max_body_bytes=20_000, max_batch=8)
 
@@ -161,11 +161,11 @@ def test_200_concurrent_requests_get_their_own_answers_in_order(server, predicto
 
 
 def test_the_command_serves_and_refuses_a_bad_checkpoint(trained_model, tmp_path):
-    """`python -m agnews.serve` as a user runs it: it answers on its port, and a missing
+    """`python -m agnews serve` as a user runs it: it answers on its port, and a missing
     checkpoint is one error line and exit 2."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     bad = subprocess.run(
-        [sys.executable, "-m", "agnews.serve", "--model", str(tmp_path / "none.pt")],
+        [sys.executable, "-m", "agnews", "serve", "--model", str(tmp_path / "none.pt")],
         env=env,
         capture_output=True,
         text=True,
@@ -177,7 +177,7 @@ def test_the_command_serves_and_refuses_a_bad_checkpoint(trained_model, tmp_path
 
     port = free_ports(1)[0]
     log = tmp_path / "serve.log"
-    command = [sys.executable, "-m", "agnews.serve", "--model", str(trained_model)]
+    command = [sys.executable, "-m", "agnews", "serve", "--model", str(trained_model)]
     command += ["--port", str(port), "--name", "cli-run"]
     with open(log, "w") as out:
         proc = subprocess.Popen(

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from agnews.data.shards import load_shard, save_shard, shard_from_ids, stratified_split
 from agnews.errors import DataError
-from agnews.shards import load_shard, save_shard, shard_from_ids, stratified_split
 
 
 def _shard():
@@ -63,7 +63,7 @@ def test_stratified_split_is_seeded_disjoint_and_proportional():
 
 @pytest.mark.parametrize("offsets", [[1, 2, 3], [0, 2, 2], [0, 3, 2], [0, 2]])
 def test_ngram_offsets_must_partition_the_ngram_array(offsets):
-    from agnews.shards import Shard
+    from agnews.data.shards import Shard
 
     with pytest.raises(DataError, match="n-gram offsets do not partition the n-gram array"):
         Shard(

@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 
 from agnews.errors import DataError
-from agnews.predictions import (
+from agnews.evaluation.predictions import (
     HEADER,
     check_same_rows,
     predictions_csv,
     read_predictions,
     write_predictions,
 )
-from agnews.stats import compare, mcnemar_exact, paired_bootstrap
+from agnews.evaluation.stats import compare, mcnemar_exact, paired_bootstrap
 
 
 def _pair(only_a: int, only_b: int, both: int = 0, neither: int = 0):

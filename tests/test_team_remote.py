@@ -252,7 +252,14 @@ def test_fresh_clone_pulls_results_and_experiments_without_running_a_stage(team,
     assert _outputs(b) == team.baseline
     assert UP_TO_DATE in me.dvc(b, "status").stdout
     predicted = me.run(
-        [sys.executable, "-m", "agnews.predict", "--json", "Stocks rally as oil prices fall"], b
+        [
+            sys.executable,
+            "-m",
+            "agnews.serving.predict",
+            "--json",
+            "Stocks rally as oil prices fall",
+        ],
+        b,
     )
     [prediction] = [json.loads(line) for line in predicted.stdout.splitlines()]
     assert prediction["label"] in prediction["probabilities"], prediction

@@ -3,8 +3,8 @@ import re
 from helpers import SAMPLE_DIR
 from nltk.tokenize import word_tokenize
 
-from agnews.raw import read_csv_split
-from agnews.text import normalize, tokenize, tokenize_all
+from agnews.data.raw import read_csv_split
+from agnews.data.text import normalize, tokenize, tokenize_all
 
 
 def test_normalize_lowercases_and_strips_punctuation():
@@ -64,7 +64,7 @@ def _sample(split):
 def test_zero_workers_means_one_per_available_core():
     import os
 
-    from agnews.text import resolve_workers
+    from agnews.data.text import resolve_workers
 
     assert resolve_workers(0) == len(os.sched_getaffinity(0))
     assert resolve_workers(3) == 3 and resolve_workers(1) == 1

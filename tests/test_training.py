@@ -7,13 +7,13 @@ import logging
 
 import pytest
 import torch
+from helpers import evaluate_checkpoint
 
-from agnews.checkpoints import load_model
 from agnews.config import TrainConfig
 from agnews.errors import TrainingError
-from agnews.evaluation import evaluate_checkpoint
-from agnews.models import TextClassifier
-from agnews.training import eval_steps, get_lr_factor, train_model
+from agnews.model.checkpoints import load_model
+from agnews.model.classifier import TextClassifier
+from agnews.model.training import eval_steps, get_lr_factor, train_model
 
 
 def _train(tmp_path, prepared_dir, cfg, name="run"):
@@ -166,7 +166,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(
     assert torch.load(cut / "state.pt", weights_only=True)["epoch"] == 1
 
     caplog.clear()
-    caplog.set_level(logging.INFO, logger="agnews.training")
+    caplog.set_level(logging.INFO, logger="agnews.model.training")
     _, resumed_summary = run("cut")
     assert "resuming after epoch 1" in caplog.text  # not a silent restart from scratch
     a = torch.load(ref / "model.pt", weights_only=True)
@@ -213,8 +213,8 @@ def test_grad_clip_param_bounds_the_gradient_norm(tmp_path, prepared_dir, tiny_c
 def test_evaluate_refuses_a_vocabulary_of_another_run(tmp_path, prepared_dir, trained_model):
     import shutil
 
+    from agnews.data.vocab import Vocab
     from agnews.errors import DataError
-    from agnews.vocab import Vocab
 
     other = tmp_path / "prepared"
     shutil.copytree(prepared_dir, other)
@@ -240,7 +240,7 @@ def prepared_with_ngrams(tmp_path_factory):
 def test_the_ngram_paths_train_and_their_checkpoint_binds_both_vocabularies(
     tmp_path, prepared_with_ngrams, tiny_config, capsys, changes
 ):
-    from agnews.predict import main as predict_main
+    from agnews.serving.predict import main as predict_main
 
     cfg = dataclasses.replace(tiny_config.model, **changes)
     out = tmp_path / "bag"
@@ -269,8 +269,8 @@ def test_the_ngram_paths_train_and_their_checkpoint_binds_both_vocabularies(
 
 
 def test_the_ngram_linear_model_gets_its_own_learning_rate_and_penalty(tiny_config):
-    from agnews.batching import InputSpec
-    from agnews.training import make_optimizers
+    from agnews.data.batching import InputSpec
+    from agnews.model.training import make_optimizers
 
     cfg = dataclasses.replace(tiny_config.model, ngram_logits=True)
     model = TextClassifier(cfg, 50, InputSpec(0, 256, None), bag_size=30)
@@ -288,8 +288,8 @@ def test_the_ngram_linear_model_gets_its_own_learning_rate_and_penalty(tiny_conf
 
 
 def test_sparse_ngram_tables_get_sparse_adam_at_their_own_rates(tiny_config):
-    from agnews.batching import InputSpec
-    from agnews.training import make_optimizers
+    from agnews.data.batching import InputSpec
+    from agnews.model.training import make_optimizers
 
     cfg = dataclasses.replace(tiny_config.model, ngram_logits=True, ngram_dim=4)
     model = TextClassifier(cfg, 50, InputSpec(0, 256, None), bag_size=30)
@@ -306,8 +306,8 @@ def test_sparse_ngram_tables_get_sparse_adam_at_their_own_rates(tiny_config):
 
 def test_sparse_and_dense_ngram_tables_clip_to_the_same_gradient_norm(tiny_config):
     """Sparse gradients repeat a row once per text that has it: the norm sums them first."""
-    from agnews.batching import InputSpec
-    from agnews.training import clip_grad_norm
+    from agnews.data.batching import InputSpec
+    from agnews.model.training import clip_grad_norm
 
     cfg = dataclasses.replace(tiny_config.model, ngram_logits=True, ngram_dim=4)
     grads = []
@@ -330,10 +330,10 @@ def test_sparse_and_dense_ngram_tables_clip_to_the_same_gradient_norm(tiny_confi
 def test_an_ensemble_averages_members_from_consecutive_seeds(
     tmp_path, prepared_dir, tiny_config, capsys
 ):
-    from agnews.evaluation import predict_shard
-    from agnews.models import Ensemble
-    from agnews.predict import main as predict_main
-    from agnews.shards import load_shard
+    from agnews.data.shards import load_shard
+    from agnews.model.classifier import Ensemble
+    from agnews.model.inference import predict_shard
+    from agnews.serving.predict import main as predict_main
 
     cfg = dataclasses.replace(tiny_config.train, ensemble=2)
     out = tmp_path / "ens"
@@ -363,7 +363,7 @@ def test_an_ensemble_averages_members_from_consecutive_seeds(
 
 def _scripted_validation(monkeypatch, accuracies):
     """Make validation return `accuracies` in turn (loss 1 - acc); returns the list of calls."""
-    import agnews.training as training
+    import agnews.model.training as training
 
     calls = []
 
@@ -444,7 +444,7 @@ def test_early_stopping_survives_an_interruption(tmp_path, prepared_dir, tiny_co
     ref = run("ref")
     assert (ref["stopped_epoch"], ref["stop_reason"]) == (2.5, "patience")
 
-    import agnews.training as training
+    import agnews.model.training as training
 
     calls = _scripted_validation(monkeypatch, accuracies)
     scripted = training.validate

@@ -3,8 +3,8 @@ import random
 import numpy as np
 import pytest
 
+from agnews.data.vocab import SPECIALS, Vocab, build_vocab
 from agnews.errors import DataError
-from agnews.vocab import SPECIALS, Vocab, build_vocab
 
 
 def _texts():
@@ -55,7 +55,7 @@ def test_corrupt_vocab_file_is_a_clear_error(tmp_path):
 def test_ngram_vocab_weights_are_sublinear_tf_idf_normalised():
     import math
 
-    from agnews.vocab import build_ngram_vocab
+    from agnews.data.vocab import build_ngram_vocab
 
     texts = [["a", "b", "a", "c"], ["b", "c"], ["a", "d", "d"]]
     v = build_ngram_vocab(texts, n=2, min_count=0)
@@ -80,7 +80,7 @@ def test_ngram_vocab_weights_are_sublinear_tf_idf_normalised():
 
 
 def test_ngram_vocab_round_trips_and_its_digest_covers_the_idf(tmp_path):
-    from agnews.vocab import NgramVocab, build_ngram_vocab
+    from agnews.data.vocab import NgramVocab, build_ngram_vocab
 
     v = build_ngram_vocab([["a", "b"], ["b", "c"]], n=2, min_count=0)
     v.save(tmp_path / "ngrams.json")

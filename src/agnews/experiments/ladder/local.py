@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from agnews.errors import AgnewsError
-from agnews.ladder.experiments import run_dvc, still_to_run
-from agnews.presets import overrides_args as presets_overrides_args
+from agnews.experiments.ladder.experiments import run_dvc, still_to_run
+from agnews.experiments.presets import overrides_args as presets_overrides_args
 
 
 def queue_ladder(wanted: dict[str, dict[str, Any]]) -> list[str]:

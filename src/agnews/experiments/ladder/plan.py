@@ -8,8 +8,8 @@ from typing import Any
 
 from agnews.config import config_from_dict, load_yaml
 from agnews.errors import ConfigError
-from agnews.presets import apply_overrides, preset_params
-from agnews.presets import parse_sets as presets_parse_sets
+from agnews.experiments.presets import apply_overrides, preset_params
+from agnews.experiments.presets import parse_sets as presets_parse_sets
 
 
 def parse_sets(sets: list[str]) -> dict[str, Any]:

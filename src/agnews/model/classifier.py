@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from agnews import NUM_CLASSES
-from agnews.batching import Batch, InputSpec
 from agnews.config import ModelConfig, uses_ngrams
+from agnews.data.batching import Batch, InputSpec
 
 _CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 

@@ -1,8 +1,8 @@
 """The notebook's experiment ladder in one command: queue every preset, run them, report.
 
-    python -m agnews.ladder --jobs 1 --set data.local_dir=data/external/ag_news_58k
-    python -m agnews.ladder --report-only          # just rewrite the report
-    python -m agnews.ladder --presets tuned --seeds 53,1,2   # seed repeats of a preset
+    python -m agnews ladder --jobs 1 --set data.local_dir=data/external/ag_news_58k
+    python -m agnews ladder --report-only          # just rewrite the report
+    python -m agnews ladder --presets tuned --seeds 53,1,2   # seed repeats of a preset
 
 Each preset of presets.yaml becomes a DVC experiment named after it (`dvc exp run --queue -n
 NAME -S ...`, plus every `--set`, all validated before anything is queued), the queue runs with
@@ -13,7 +13,8 @@ An experiment that already exists on this commit with the same parameters is re-
 The report goes to reports/ladder.md only when every preset has a finished run; a ladder over
 a subset (or one with failures) goes to reports/ladder_partial.md, so the complete report is
 never replaced by one full of gaps. Besides the presets it lists the linear peers of
-reports/peers.json (`python -m agnews.peers`), paired comparisons of the steps the analysis
+reports/peers.json (`python -m agnews peers`), paired comparisons of the steps the
+analysis
 discusses (from the runs' per-row test predictions), seed repeats (experiments that differ
 from a preset only in train.seed) as mean and standard deviation, and every other experiment.
 One table holds one code version (code hash and data); other runs are listed as older runs.

@@ -2,17 +2,18 @@
 fastText when it is installed, scored on the same validation and test rows as the RNNs.
 
     pip install -e '.[peers]'                  # scikit-learn (and fastText) are optional extras
-    python -m agnews.peers                     # after `dvc repro` (reads data/raw)
-    python -m agnews.peers --out reports/peers.json
+    python -m agnews peers                     # after `dvc repro` (reads data/raw)
+    python -m agnews peers --out reports/peers.json
 
-The rows come from `agnews.prepare.split_rows` with the params' `prepare` settings: the same
+The rows come from `agnews.data.prepare.split_rows` with the params' `prepare` settings: the same
 texts dropped as empty and the same stratified validation split as the prepare stage, so the
 numbers sit beside `dvc exp show`'s in reports/ladder.md. The TF-IDF peers read the raw texts
 with scikit-learn's own tokenizer (its defaults, sublinear tf), at the C the issue's peer
 figures used (0.5) and at the C best on validation; fastText reads our tokens. Each peer is
 fitted on the train rows only and scored on validation and test (macro-F1 on test too); the
 JSON lists them with their settings and fit times, and each peer's per-row test predictions go
-to `--predictions DIR/<peer>.csv` in the evaluate stage's format (agnews.predictions), so the
+to `--predictions DIR/<peer>.csv` in the evaluate stage's format (agnews.evaluation.predictions),
+so the
 ladder report compares them with the RNNs row by row. Their probabilities: logistic
 regression's own, fastText's own (softmax), and for LinearSVC, which has none, the softmax of
 its decision scores (its ranking, not calibrated probabilities).
@@ -38,10 +39,11 @@ import numpy as np
 from agnews import NUM_CLASSES
 from agnews.atomic import write_json
 from agnews.config import load_params
+from agnews.data.prepare import Splits, split_rows
 from agnews.errors import AgnewsError
-from agnews.evaluation import classification_metrics
-from agnews.predictions import write_predictions
-from agnews.prepare import Splits, split_rows
+from agnews.evaluation.predictions import write_predictions
+from agnews.evaluation.scoring import classification_metrics
+from agnews.model.inference import probabilities as softmax
 from agnews.provenance import raw_digest
 
 C_GRID = (0.1, 0.3, 0.5, 1.0, 3.0, 10.0, 30.0)  # searched on validation for the "best C" peers
@@ -70,11 +72,6 @@ class _BestOnValidation:
         return probabilities(self.model, docs)
 
 
-def _softmax(scores: np.ndarray) -> np.ndarray:
-    z = np.exp(scores - scores.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
-
-
 def probabilities(model: Any, docs: list[str]) -> np.ndarray:
     """(N, 4) class probabilities of a fitted peer, columns in class-id order: its own
     `probabilities`, else scikit-learn's predict_proba, else the softmax of its
@@ -86,7 +83,7 @@ def probabilities(model: Any, docs: list[str]) -> np.ndarray:
         raise AgnewsError(f"a peer learned classes {classes}, expected 0..{NUM_CLASSES - 1}")
     if hasattr(model, "predict_proba"):
         return np.asarray(model.predict_proba(docs), dtype=np.float64)
-    return _softmax(np.asarray(model.decision_function(docs), dtype=np.float64))
+    return softmax(np.asarray(model.decision_function(docs), dtype=np.float64))
 
 
 def slug(name: str) -> str:
@@ -238,7 +235,9 @@ def score_peers(
         if predictions_dir is not None:
             path = Path(predictions_dir) / f"{slug(name)}.csv"
             probs = probabilities(model, docs["test"])  # (N, 4)
-            write_predictions(path, splits.labels["test"], np.asarray(test), probs)
+            write_predictions(
+                path, splits.labels["test"], np.asarray(test), probs, splits.rows["test"]
+            )
             results[-1]["predictions"] = path.as_posix()
         print(
             f"{name}: val {results[-1]['val_acc']:.4f}, test {scores['accuracy']:.4f}, "
@@ -289,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(
         args.out,
         {
-            "command": "python -m agnews.peers",
+            "command": "python -m agnews peers",
             "data": {
                 "source": source.get("local_dir") or source.get("dataset"),
                 "raw_digest": raw_digest(raw_dir),  # the rows (agnews.provenance)

@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 
 from agnews.atomic import atomic_dir, write_json, write_text
+from agnews.data.raw import check_split, read_raw
+from agnews.data.shards import save_shard, shard_from_ids, stratified_split
+from agnews.data.text import tokenize_all
+from agnews.data.vocab import SPECIALS, build_ngram_vocab, build_vocab
 from agnews.errors import DataError
 from agnews.provenance import raw_digest
-from agnews.raw import check_split, read_raw
-from agnews.shards import save_shard, shard_from_ids, stratified_split
-from agnews.text import tokenize_all
-from agnews.vocab import SPECIALS, build_ngram_vocab, build_vocab
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +49,14 @@ class Splits:
     tokens: dict[str, list[list[str]]]  # split -> one token list per text
     texts: dict[str, list[str]]  # split -> the raw text of each row
     labels: dict[str, np.ndarray]  # split -> (N,) int64
+    rows: dict[str, np.ndarray]  # split -> (N,) int64 each text's row in its raw split
     dropped_empty: dict[str, int]  # raw split (train, test) -> texts dropped
 
 
 def split_rows(raw_dir: str | Path, val_size: float, seed: int, num_workers: int) -> Splits:
     """Tokenize the raw splits once, drop texts left empty, and carve the stratified validation
     split out of train. The one place the pipeline's rows are decided: prepare builds its shards
-    from it and the linear peers (agnews.peers) score exactly the same rows."""
+    from it and the linear peers (agnews.experiments.peers) score exactly the same rows."""
     raw = {split: read_raw(raw_dir, split) for split in ("train", "test")}
     texts = [e.text for e in raw["train"]] + [e.text for e in raw["test"]]
     tokens = tokenize_all(texts, num_workers=num_workers)
@@ -64,6 +65,7 @@ def split_rows(raw_dir: str | Path, val_size: float, seed: int, num_workers: int
 
     kept: dict[str, tuple[list[list[str]], np.ndarray]] = {}
     kept_texts: dict[str, list[str]] = {}
+    kept_rows: dict[str, np.ndarray] = {}
     dropped = {}
     for split in ("train", "test"):
         keep = [i for i, t in enumerate(split_tokens[split]) if t]
@@ -73,6 +75,7 @@ def split_rows(raw_dir: str | Path, val_size: float, seed: int, num_workers: int
         labels = np.array([raw[split][i].label for i in keep], dtype=np.int64)
         kept[split] = ([split_tokens[split][i] for i in keep], labels)
         kept_texts[split] = [raw[split][i].text for i in keep]
+        kept_rows[split] = np.asarray(keep, dtype=np.int64)
         where = f"{Path(raw_dir) / split}.jsonl"
         check_split([raw[split][i] for i in keep], f"{where} (after dropping empty texts)")
 
@@ -98,6 +101,11 @@ def split_rows(raw_dir: str | Path, val_size: float, seed: int, num_workers: int
             "train": train_labels[train_idx],
             "val": train_labels[val_idx],
             "test": kept["test"][1],
+        },
+        rows={
+            "train": kept_rows["train"][train_idx],
+            "val": kept_rows["train"][val_idx],
+            "test": kept_rows["test"],
         },
         dropped_empty=dropped,
     )
@@ -146,6 +154,7 @@ def prepare_dataset(
             shard = shard_from_ids([vocab.encode(t) for t in toks], splits.labels[split], bags)
             shard = dataclasses.replace(  # binds the shard to its vocabularies
                 shard,
+                rows=splits.rows[split],
                 vocab_sha256=vocab.digest,
                 ngram_sha256=bag_vocab.digest if bag_vocab is not None else None,
             )

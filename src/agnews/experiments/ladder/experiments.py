@@ -7,8 +7,8 @@ import subprocess
 import sys
 from typing import Any
 
-from agnews.compare import flatten
 from agnews.errors import AgnewsError
+from agnews.experiments.compare import flatten
 
 
 def run_dvc(*args: str, capture: bool = True, env: dict[str, str] | None = None) -> str:

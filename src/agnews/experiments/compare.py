@@ -1,10 +1,10 @@
 """Compare runs in one narrow table: what decides between them, one row per experiment.
 
-    python -m agnews.compare                 # the commit's experiments (and the commit itself)
-    python -m agnews.compare -n 3            # also the experiments of the 2 commits before
-    python -m agnews.compare --all-commits   # every experiment in the repository
-    python -m agnews.compare --sort val      # best validation accuracy first (or: name)
-    python -m agnews.compare --md            # a Markdown table
+    python -m agnews compare  # the commit's experiments (and the commit itself)
+    python -m agnews compare -n 3  # also the experiments of the 2 commits before
+    python -m agnews compare --all-commits   # every experiment in the repository
+    python -m agnews compare --sort val      # best validation accuracy first (or: name)
+    python -m agnews compare --md            # a Markdown table
 
 Built on `dvc exp show --json`, whose full table has a column for each of ~50 params and ~60
 metrics. This one keeps the model in one column (cell, layers, direction, pooling, n-gram paths),

@@ -1,4 +1,4 @@
-"""`python -m agnews.ladder`: plan the runs, run them on the chosen backend, write the report."""
+"""`python -m agnews ladder`: plan the runs, run them on the chosen backend, write the report."""
 
 from __future__ import annotations
 
@@ -6,18 +6,18 @@ import argparse
 import sys
 from pathlib import Path
 
-import agnews.ladder
+import agnews.experiments.ladder
 from agnews.errors import AgnewsError, ConfigError
-from agnews.ladder.local import queue_ladder, run_queue
-from agnews.ladder.plan import parse_grid, wanted_params
-from agnews.ladder.report import write_report
-from agnews.presets import committed_params, load_presets
+from agnews.experiments.ladder.local import queue_ladder, run_queue
+from agnews.experiments.ladder.plan import parse_grid, wanted_params
+from agnews.experiments.ladder.report import write_report
+from agnews.experiments.presets import committed_params, load_presets
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m agnews.ladder",
-        description=agnews.ladder.__doc__.splitlines()[0],
+        prog="python -m agnews ladder",
+        description=agnews.experiments.ladder.__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--jobs", "-j", type=int, default=1, help="experiments run at once")
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else None
             wanted = wanted_params(names, presets, base, {}, seeds, grid=parse_grid(args.set))
             if args.ray:
-                from agnews.ladder.cluster import run_on_ray
+                from agnews.experiments.ladder.cluster import run_on_ray
 
                 failed = run_on_ray(wanted, args.ray, args.git_remote, args.cpus_per_run)
             else:

@@ -1,9 +1,9 @@
 """Classify headlines with the trained model.
 
-    python -m agnews.predict "Stocks rally as oil falls"      # one or more texts as arguments
-    python -m agnews.predict --file headlines.txt             # one text per line
-    echo "Some headline" | python -m agnews.predict           # lines from stdin
-    python -m agnews.predict --json "..."                     # one JSON object per text
+    python -m agnews predict "Stocks rally as oil falls"      # one or more texts as arguments
+    python -m agnews predict --file headlines.txt             # one text per line
+    echo "Some headline" | python -m agnews predict           # lines from stdin
+    python -m agnews predict --json "..."                     # one JSON object per text
 
 The checkpoint is self-contained (it carries its vocabularies): `--model path/to/model.pt`
 is all it needs, on any machine; without --model it is params.yaml's paths.model (run
@@ -28,13 +28,14 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
-from agnews.batching import make_batch
-from agnews.checkpoints import load_model
 from agnews.config import load_params
+from agnews.data.batching import make_batch
+from agnews.data.shards import shard_from_ids
+from agnews.data.text import tokenize
 from agnews.errors import AgnewsError, DataError
+from agnews.model.checkpoints import load_model
+from agnews.model.inference import predicted_labels, probabilities
 from agnews.runtime import pick_device
-from agnews.shards import shard_from_ids
-from agnews.text import tokenize
 
 
 @dataclass(frozen=True)
@@ -75,15 +76,16 @@ class Predictor:
         if ids:
             shard = shard_from_ids(ids, [0] * len(ids), bags if self.vocabs.ngrams else None)
             batch = make_batch(shard, np.arange(len(ids)), self.model.inputs).to(self.device)
-            logits = self.model.classify(batch).float() / self.temperature  # (B, C)
-            probs = torch.softmax(logits, dim=1).cpu()  # (B, C)
+            logits = self.model.classify(batch).float().cpu().numpy()  # (B, C)
+            probs = probabilities(logits, self.temperature)  # (B, C) float64
+            labels = predicted_labels(logits)  # (B,): argmax of the unrounded logits
             cap = self.model.inputs.cap
             for row, i in enumerate(where):
                 p = {
                     n: round(float(v), 4) for n, v in zip(self.class_names, probs[row], strict=True)
                 }
                 note = f"truncated to {cap} tokens" if len(ids[row]) > cap else ""
-                out[i] = Prediction(texts[i], max(p, key=p.get), p, note)
+                out[i] = Prediction(texts[i], self.class_names[labels[row]], p, note)
         return out  # type: ignore[return-value]
 
     def predict_stream(self, texts: Iterable[str], batch_size: int) -> Iterator[Prediction]:

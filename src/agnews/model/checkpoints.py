@@ -23,11 +23,11 @@ import torch
 
 from agnews import CLASS_NAMES, NUM_CLASSES
 from agnews.atomic import atomic_path
-from agnews.batching import InputSpec
 from agnews.config import ModelConfig, to_dict
+from agnews.data.batching import InputSpec
+from agnews.data.vocab import NgramVocab, Vocab
 from agnews.errors import ConfigError, DataError
-from agnews.models import Ensemble, TextClassifier
-from agnews.vocab import NgramVocab, Vocab
+from agnews.model.classifier import Ensemble, TextClassifier
 
 # 2: input settings and vocabulary digests stored with the model (format 1 had neither)
 # 3: the vocabularies themselves travel inside the checkpoint (format 2 had only their digests)

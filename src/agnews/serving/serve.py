@@ -1,7 +1,7 @@
 """Serve a checkpoint over HTTP (needs the optional extra: pip install -e '.[serve]').
 
-    python -m agnews.serve                                  # params.yaml's paths.model, :8000
-    python -m agnews.serve --model model.pt --port 8080 --name gru-run
+    python -m agnews serve  # params.yaml's paths.model, :8000
+    python -m agnews serve --model model.pt --port 8080 --name gru-run
 
 POST /predict  {"texts": ["Stocks rally as oil falls", ...]}
                -> {"predictions": [{"label": "Business", "probabilities": {...}, "note": ""}],
@@ -15,7 +15,7 @@ refused with 413 before it is read whole, as is a list of more than --max-batch 
 error is one line of JSON, {"error": "..."}, with a 4xx status for bad input (not JSON, not an
 object with a list `texts`, an empty list, an item that is not a string, too large), never a
 500 with a traceback. Answers are in the order of the texts; a text with no words after
-preprocessing gets "label": null and the reason in "note", as in agnews.predict.
+preprocessing gets "label": null and the reason in "note", as in agnews.serving.predict.
 """
 
 # no `from __future__ import annotations`: FastAPI reads the handlers' annotations (Request),
@@ -33,7 +33,7 @@ from typing import Any
 
 from agnews.config import load_params
 from agnews.errors import AgnewsError
-from agnews.predict import Prediction, Predictor
+from agnews.serving.predict import Prediction, Predictor
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from agnews.evaluation import classification_metrics, confusion_csv, confusion_matrix
+from agnews.evaluation.scoring import classification_metrics, confusion_csv, confusion_matrix
 
 
 def test_metrics_match_hand_computation():

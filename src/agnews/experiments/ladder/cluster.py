@@ -1,7 +1,8 @@
 """Where the ladder runs, on a Ray cluster: one Ray task per experiment, results through the
 shared git and DVC remotes (the optional extra `[cluster]`: `pip install -e '.[cluster]'`).
 
-The driver (`python -m agnews.ladder --ray auto`) checks that HEAD is on the git remote, and
+The driver (`python -m agnews ladder --ray auto`) checks that HEAD is on the git
+remote, and
 submits one task per run, with `num_gpus=1` when the cluster has GPUs (Ray then sets
 CUDA_VISIBLE_DEVICES for the task) and else `num_cpus=k`, the run getting k torch threads. A task,
 on whichever node Ray picks:
@@ -38,8 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from agnews.errors import AgnewsError
-from agnews.ladder.experiments import run_dvc, still_to_run
-from agnews.presets import overrides_args
+from agnews.experiments.ladder.experiments import run_dvc, still_to_run
+from agnews.experiments.presets import overrides_args
 
 MAX_RETRIES = 3  # system failures (a dead worker or node) only; a failed run is not retried
 LOG_TAIL = 30  # lines of a failed run's log shown by the driver

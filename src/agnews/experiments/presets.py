@@ -5,10 +5,10 @@ last `dvc exp run` may have left changed): `run` sets every parameter, the prese
 the committed one, so the same preset is the same experiment whatever ran before it. An unknown
 preset, key or value fails before DVC is called: nothing is queued or run.
 
-    python -m agnews.presets                         # list presets with their notebook cells
-    python -m agnews.presets run gru_max             # dvc exp run -n gru_max -S <every param>
-    python -m agnews.presets run gru_max -S train.epochs=2 --queue   # extra -S and dvc options
-    python -m agnews.presets show gru_max            # the -S arguments, one per line
+    python -m agnews presets                         # list presets with their notebook cells
+    python -m agnews presets run gru_max             # dvc exp run -n gru_max -S <every param>
+    python -m agnews presets run gru_max -S train.epochs=2 --queue   # extra -S and dvc options
+    python -m agnews presets show gru_max            # the -S arguments, one per line
 """
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="list the presets (the default)")
     for verb, what in (("run", "run a preset as a DVC experiment"), ("show", "print its -S")):
         p = sub.add_parser(verb, help=what)
-        p.add_argument("name", help="preset name (python -m agnews.presets lists them)")
+        p.add_argument("name", help="preset name (python -m agnews presets lists them)")
         p.add_argument(
             "-S",
             "--set-param",

@@ -6,6 +6,9 @@ labels       (N,)            int64   0..3
 bag          (total_bag,)    int32   optional: every text's distinct n-gram ids back to back
 bag_weights  (total_bag,)    float32 optional: their TF-IDF weights
 bag_offsets  (N + 1,)        int64   optional: text i's n-grams are bag[bag_offsets[i]:...]
+rows         (N,)            int64   each text's 0-based row in its raw split (train.jsonl for
+                                     train and val, test.jsonl for test): rows empty after
+                                     preprocessing have none
 vocab_sha256 ()              str     the SHA-256 of the vocabulary the ids index (prepare's)
 ngram_sha256 ()              str     optional: that of the n-gram vocabulary
 """
@@ -27,7 +30,7 @@ from agnews.atomic import atomic_path
 from agnews.errors import DataError
 
 if TYPE_CHECKING:
-    from agnews.vocab import NgramVocab, Vocab
+    from agnews.data.vocab import NgramVocab, Vocab
 
 
 def _pack(parts: Sequence[np.ndarray], dtype=np.int32) -> tuple[np.ndarray, np.ndarray]:
@@ -49,9 +52,12 @@ class Shard:
     bag_weights: np.ndarray | None = None  # (total_bag,) float32 TF-IDF weights
     vocab_sha256: str | None = None  # digest of the word vocabulary the ids index (prepare's)
     ngram_sha256: str | None = None  # digest of the n-gram vocabulary, when it has n-grams
+    rows: np.ndarray | None = None  # (N,) int64 raw row index of each text (prepare's shards)
 
     def __post_init__(self) -> None:
         n = len(self.labels)
+        if self.rows is not None and self.rows.shape != (n,):
+            raise DataError(f"shard rows have shape {self.rows.shape}, expected ({n},)")
         if self.offsets.shape != (n + 1,) or self.offsets[0] != 0:
             raise DataError(f"shard offsets have shape {self.offsets.shape}, expected ({n + 1},)")
         if self.offsets[-1] != len(self.tokens) or np.any(np.diff(self.offsets) <= 0):
@@ -135,8 +141,17 @@ class Shard:
         bags = [self.bag_ids(i) for i in index] if self.bag is not None else None
         part = shard_from_ids([self.text_ids(i) for i in index], self.labels[index], bags)
         return dataclasses.replace(
-            part, vocab_sha256=self.vocab_sha256, ngram_sha256=self.ngram_sha256
+            part,
+            vocab_sha256=self.vocab_sha256,
+            ngram_sha256=self.ngram_sha256,
+            rows=self.rows[index] if self.rows is not None else None,
         )
+
+    def raw_rows(self) -> np.ndarray:
+        """(N,) int64 each text's row in its raw split, as prepare recorded it."""
+        if self.rows is None:
+            raise DataError("records no raw row numbers: made by an older prepare (rerun it)")
+        return self.rows
 
 
 def shard_from_ids(
@@ -161,6 +176,8 @@ def save_shard(path: str | Path, shard: Shard) -> None:
     for name in DIGESTS:
         if getattr(shard, name) is not None:
             arrays[name] = np.array(getattr(shard, name))  # a 0-d unicode array: no pickle
+    if shard.rows is not None:
+        arrays["rows"] = shard.rows
     if shard.bag is not None:
         arrays |= {
             "bag": shard.bag,
@@ -178,7 +195,8 @@ def load_shard(path: str | Path) -> Shard:
             names = ("bag", "bag_offsets", "bag_weights")
             bag = tuple(z[k] for k in names) if "bag" in z.files else (None, None, None)
             digests = (str(z[k]) if k in z.files else None for k in DIGESTS)
-            return Shard(z["tokens"], z["offsets"], z["labels"], *bag, *digests)
+            rows = z["rows"] if "rows" in z.files else None
+            return Shard(z["tokens"], z["offsets"], z["labels"], *bag, *digests, rows)
     except FileNotFoundError:
         raise DataError(f"{path}: missing; run the prepare stage first") from None
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:

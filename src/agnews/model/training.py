@@ -25,16 +25,16 @@ from torch import nn
 from tqdm import tqdm
 
 from agnews.atomic import atomic_path
-from agnews.batching import Batch, InputSpec, make_batch, train_order, word_dropout
-from agnews.checkpoints import Vocabularies, check_intact, save_atomically, save_checkpoint
 from agnews.config import ModelConfig, TrainConfig, to_dict
+from agnews.data.batching import Batch, InputSpec, make_batch, train_order, word_dropout
+from agnews.data.shards import Shard, load_shard
 from agnews.errors import DataError, TrainingError
-from agnews.evaluation import predict_shard
-from agnews.models import Ensemble, TextClassifier, uses_ngrams
-from agnews.plots import GradFlow, grad_flow_figure
+from agnews.model.checkpoints import Vocabularies, check_intact, save_atomically, save_checkpoint
+from agnews.model.classifier import Ensemble, TextClassifier, uses_ngrams
+from agnews.model.grad_flow import GradFlow, grad_flow_figure
+from agnews.model.inference import predict_shard
 from agnews.provenance import code_hash
 from agnews.runtime import pick_device, seed_everything
-from agnews.shards import Shard, load_shard
 
 log = logging.getLogger(__name__)
 
@@ -559,7 +559,7 @@ def train_model(
         "samples_per_s": round(sum(m.samples for m in members) / max(seconds, 1e-9), 1),
         "parameters": sum(p.numel() for p in model.parameters()),
         "device": device.type,
-        "threads": torch.get_num_threads(),  # CPU threads (see agnews.ladder.worker_env)
+        "threads": torch.get_num_threads(),  # CPU threads (ladder.local.worker_env)
         "code_hash": code_hash(),  # the stages' code that made this run (agnews.provenance)
     }
     run_log.finish(summary, members[0].grad_flows)

@@ -19,14 +19,6 @@ import torch
 from agnews import CLASS_NAMES
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """(N, C) probabilities of (N, C) logits divided by `temperature`, in float64."""
-    z = logits.astype(np.float64) / temperature
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
     """Mean negative log-likelihood of the true classes at `temperature`."""
     z = logits.astype(np.float64) / temperature
@@ -67,7 +59,7 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int)
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The temperature T > 0 that minimises the mean NLL of softmax(logits / T) on these rows
+    """The temperature T > 0 that minimises the mean NLL of probabilities(logits / T) on these rows
     (fit it on validation only). L-BFGS over log T, in float64, from T = 1."""
     z = torch.as_tensor(logits, dtype=torch.float64)  # (N, C)
     y = torch.as_tensor(labels, dtype=torch.int64)  # (N,)

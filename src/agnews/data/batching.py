@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from agnews.shards import Shard
+from agnews.data.shards import Shard
 
 
 @dataclass(frozen=True)

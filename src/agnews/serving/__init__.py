@@ -1,0 +1,1 @@
+"""Serving: classifying texts with a checkpoint (predict) and the HTTP service (serve)."""
