@@ -184,3 +184,37 @@ def test_a_checkpoint_from_another_version_of_the_config_says_so(copied, tmp_pat
     torch.save(payload, old)
     with pytest.raises(DataError, match=r"another version of agnews .*lacks \['ngram_logits'\]"):
         load_model(old, data, CPU)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"ensemble": 10**6}, r"ensemble of 1000000 members, expected 1\.\.10"),
+        ({"model_config": {"hidden_size": 10**6}}, r"model\.hidden_size: must be in 1\.\.8192"),
+        ({"model_config": {"hidden_size": 4096}}, "not the shapes rnn with hidden size 4096"),
+    ],
+)
+def test_a_checkpoints_sizes_are_checked_before_anything_is_allocated(
+    copied, tmp_path, monkeypatch, change, message
+):
+    """A damaged or hostile model file (dvc get, say) cannot make the loader allocate without
+    bound: the ensemble size and the config's sizes are bounded, and the config's shapes are
+    compared with the weights the file holds on the meta device, before any real model."""
+    from agnews.model import checkpoints
+
+    model_path, _ = copied
+    payload = torch.load(model_path, weights_only=True)
+    for key, value in change.items():
+        payload[key] = {**payload[key], **value} if isinstance(value, dict) else value
+    torch.save(payload, tmp_path / "bad.pt")
+    built_on = []
+    real = checkpoints.TextClassifier
+
+    def spy(*args, **kwargs):
+        built_on.append(torch.empty(0).device.type)  # the default device while building
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(checkpoints, "TextClassifier", spy)
+    with pytest.raises(DataError, match=message):
+        load_model(tmp_path / "bad.pt", None, CPU)
+    assert set(built_on) <= {"meta"}  # no member was built in real memory

@@ -1,7 +1,7 @@
 import pytest
 from helpers import ROOT, override
 
-from agnews.config import config_from_dict, load_params, load_yaml
+from agnews.config import SIZE_LIMITS, config_from_dict, load_params, load_yaml
 from agnews.errors import ConfigError
 
 
@@ -129,7 +129,7 @@ def test_load_params_names_the_file(tmp_path):
 
 def test_fixed_len_too_small_for_a_flatten_head(params):
     bad = {"model.pooling": "flatten", "model.fixed_len": 2}
-    with pytest.raises(ConfigError, match=r"model\.fixed_len: must be >= 3"):
+    with pytest.raises(ConfigError, match=r"model\.fixed_len: must be in 3\.\.4096"):
         config_from_dict(override(params, bad))
 
 
@@ -279,3 +279,12 @@ def test_sparse_ngram_tables_refuse_what_sparse_adam_cannot_do(params, changes, 
     assert not dense.train.sparse_ngrams
     # without n-gram tables the setting is moot: nothing is refused
     assert config_from_dict(override(params, changes | {"model.ngram_dim": 0}))
+
+
+@pytest.mark.parametrize("key", list(SIZE_LIMITS))
+def test_model_sizes_have_an_upper_bound(params, key):
+    """A typo (hidden_size 2560000) fails here, not by allocating without bound."""
+    extra = {"prepare.ngrams": 2} if key == "ngram_dim" else {}  # the bag needs n-grams
+    with pytest.raises(ConfigError, match=rf"model\.{key}: must be in \d\.\.{SIZE_LIMITS[key]}"):
+        config_from_dict(override(params, {f"model.{key}": SIZE_LIMITS[key] + 1, **extra}))
+    config_from_dict(override(params, {f"model.{key}": SIZE_LIMITS[key], **extra}))  # the bound

@@ -68,3 +68,31 @@ def test_zero_workers_means_one_per_available_core():
 
     assert resolve_workers(0) == len(os.sched_getaffinity(0))
     assert resolve_workers(3) == 3 and resolve_workers(1) == 1
+
+
+def test_the_word_cache_is_bounded_in_bytes_not_only_entries():
+    """A service fed unique or huge non-ASCII words must not grow: long words are never kept,
+    and the memo holds at most CACHE_ENTRIES short words (issue: 100 requests of one unique
+    980 kB word grew a server by 190 MB; 200k words like `zürich{i}` grew predict by 67 MB)."""
+    import tracemalloc
+
+    from agnews.data import text
+
+    text._nltk_word_cached.cache_clear()
+    huge = "é" * 200_000
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for i in range(5):
+        assert tokenize(f"{huge}{i}") == [f"{huge}{i}"]
+    kept = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert kept < 100_000  # nothing of the 1 MB of huge words stays
+    assert text._nltk_word_cached.cache_info().currsize == 0  # huge words are not memoized
+    for i in range(100):
+        text._nltk_word(f"zürich{i}")
+    assert text._nltk_word_cached.cache_info().currsize == 100  # short ones are
+    # at most 2**16 entries of at most 32 characters: a few MB whatever the input
+    assert text._nltk_word_cached.cache_parameters()["maxsize"] == text.CACHE_ENTRIES <= 1 << 16
+    assert text.CACHE_WORD_CHARS <= 32
+    assert tokenize("Zürich's café") == ["zürichs", "café"]  # the same tokens as before
+    text._nltk_word_cached.cache_clear()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import types
 import typing
 from dataclasses import dataclass
@@ -21,54 +20,23 @@ from typing import Any, Literal
 import yaml
 
 from agnews.errors import ConfigError
+from agnews.yaml12 import load_yaml
 
 POOLING_MODES = ("max", "mean", "last", "flatten")
 MAX_SEED = 2**32 - 1  # numpy's and torch's seeds are unsigned 32/64-bit; keep both happy
-
-
-class _Yaml12Loader(yaml.SafeLoader):
-    """PyYAML's safe loader with YAML 1.2 scalars, as DVC (ruamel.yaml) reads params.yaml:
-    `1e-3` is a float (YAML 1.1 reads it as a string) and only true/false are booleans
-    (`yes`, `on`, ... stay strings), so our view of a value is the one `dvc exp show` has."""
-
-
-_Yaml12Loader.yaml_implicit_resolvers = {
-    key: [
-        (tag, rx)
-        for tag, rx in resolvers
-        if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:float", "tag:yaml.org,2002:int")
-    ]
-    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+# Upper bounds of the model's sizes: far above any preset (the largest is flatten_dim 1024), low
+# enough that a typo (or a damaged checkpoint's config) fails here instead of allocating
+# without bound. 0 turns flatten_dim's projection and ngram_dim's bag off.
+MAX_ENSEMBLE = 10  # train.ensemble: members trained one after another, each a whole run
+SIZE_LIMITS = {
+    "embedding_dim": 8192,
+    "hidden_size": 8192,
+    "layers": 16,
+    "head_hidden": 8192,
+    "head_layers": 16,
+    "flatten_dim": 16384,
+    "ngram_dim": 4096,
 }
-for _tag, _regex, _first in (
-    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
-    ("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
-    (
-        "tag:yaml.org,2002:float",
-        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
-        "-+0123456789.",
-    ),
-):
-    _Yaml12Loader.add_implicit_resolver(_tag, re.compile(_regex), list(_first))
-
-
-def _construct_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
-    text = loader.construct_scalar(node)
-    return int(text, 0) if text.startswith(("0o", "0x")) else int(text)
-
-
-def _construct_bool(loader: yaml.SafeLoader, node: yaml.Node) -> bool:
-    return loader.construct_scalar(node).lower() == "true"
-
-
-_Yaml12Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
-_Yaml12Loader.add_constructor("tag:yaml.org,2002:bool", _construct_bool)
-
-
-def load_yaml(text: str) -> Any:
-    """Parse YAML the way DVC does (YAML 1.2 numbers and booleans)."""
-    return yaml.load(text, Loader=_Yaml12Loader)
 
 
 @dataclass(frozen=True)
@@ -147,12 +115,12 @@ class ModelConfig:
     encode_padding: bool  # the notebook's flatten models: padding is read and pooled like words
 
     def __post_init__(self) -> None:
-        for key in ("embedding_dim", "hidden_size", "layers", "head_hidden", "head_layers"):
-            _check(getattr(self, key) > 0, f"model.{key}", "must be a positive integer")
+        for key, most in SIZE_LIMITS.items():
+            value = getattr(self, key)
+            low = 0 if key in ("flatten_dim", "ngram_dim") else 1
+            _check(low <= value <= most, f"model.{key}", f"must be in {low}..{most}")
         for key in ("rnn_dropout", "embedding_dropout", "head_dropout"):
             _check(0.0 <= getattr(self, key) < 1.0, f"model.{key}", "must be in [0, 1)")
-        _check(self.flatten_dim >= 0, "model.flatten_dim", "must be >= 0")
-        _check(self.ngram_dim >= 0, "model.ngram_dim", "must be >= 0 (0 = no n-gram bag)")
         modes = self.pooling_modes
         for mode in modes:
             _check(
@@ -169,7 +137,7 @@ class ModelConfig:
                 "flatten pooling needs a fixed length (e.g. model.fixed_len=70)",
             )
         if self.fixed_len is not None:
-            _check(self.fixed_len >= 3, "model.fixed_len", "must be >= 3 (bos, a word, eos)")
+            _check(3 <= self.fixed_len <= 4096, "model.fixed_len", "must be in 3..4096 (bos, eos)")
             _check(
                 "flatten" in modes,
                 "model.fixed_len",
@@ -241,7 +209,9 @@ class TrainConfig:
         _check(self.lr <= 10, "train.lr", "must be <= 10 (a learning rate above that diverges)")
         _check(0 < self.ngram_lr <= 10, "train.ngram_lr", "must be in (0, 10]")
         _check(self.ngram_weight_decay >= 0, "train.ngram_weight_decay", "must be >= 0")
-        _check(1 <= self.ensemble <= 10, "train.ensemble", "must be in 1..10")
+        _check(
+            1 <= self.ensemble <= MAX_ENSEMBLE, "train.ensemble", f"must be in 1..{MAX_ENSEMBLE}"
+        )
         _check(self.patience >= 0, "train.patience", "must be >= 0 (0 = no early stopping)")
         _check(self.seed + self.ensemble - 1 <= MAX_SEED, "train.seed", "+ ensemble - 1 overflows")
         _check(

@@ -23,7 +23,7 @@ import torch
 
 from agnews import CLASS_NAMES, NUM_CLASSES
 from agnews.atomic import atomic_path
-from agnews.config import ModelConfig, to_dict
+from agnews.config import MAX_ENSEMBLE, ModelConfig, to_dict
 from agnews.data.batching import InputSpec
 from agnews.data.vocab import NgramVocab, Vocab
 from agnews.errors import ConfigError, DataError
@@ -220,12 +220,34 @@ def load_model(
             prepared = Vocabularies.load(prepared_dir, with_ngrams="ngrams" in payload["vocab"])
             check_binding(payload, prepared, model_path, Path(prepared_dir))
         bag_size = len(vocabs.ngrams) if vocabs.ngrams is not None else None
-        members = [
-            TextClassifier(cfg, len(vocabs.words), inputs, bag_size, payload["num_classes"])
-            for _ in range(payload.get("ensemble", 1))
-        ]
-        model = members[0] if len(members) == 1 else Ensemble(members)
-        model.load_state_dict(payload["model_state"])
+        ensemble = payload.get("ensemble", 1)
+        if not (isinstance(ensemble, int) and 1 <= ensemble <= MAX_ENSEMBLE):
+            raise DataError(
+                f"{model_path}: ensemble of {ensemble!r} members, expected 1..{MAX_ENSEMBLE} "
+                "(damaged?); retrain it (dvc repro -f -s train)"
+            )
+
+        def build() -> TextClassifier | Ensemble:
+            members = [
+                TextClassifier(cfg, len(vocabs.words), inputs, bag_size, payload["num_classes"])
+                for _ in range(ensemble)
+            ]
+            return members[0] if len(members) == 1 else Ensemble(members)
+
+        # The config's shapes are checked against the weights the file holds on the meta
+        # device first (no memory): a damaged or hostile config cannot make the loader
+        # allocate more than the checkpoint itself holds.
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in build().state_dict().items()}
+        state = payload["model_state"]
+        held = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+        if shapes != held or len(held) != len(state):
+            raise DataError(
+                f"{model_path}: the checkpoint does not match its own config (damaged?): its "
+                f"weights are not the shapes {cfg.cell} with hidden size {cfg.hidden_size} needs"
+            )
+        model = build()
+        model.load_state_dict(state)
     except DataError:
         raise
     except (KeyError, TypeError, ValueError, RuntimeError, ConfigError) as exc:
