@@ -16,9 +16,9 @@ if [ "$#" -eq 0 ]; then
   metrics=$(python -c 'from agnews.config import load_params; print(load_params().paths.test_metrics)')
   echo "test metrics: HEAD = committed, workspace = this run"
   dvc metrics diff HEAD --all --targets "$metrics"
-  now=$(python -c 'import json, sys; print(json.load(open(sys.argv[1]))["accuracy"])' "$metrics")
-  then=$(git show "HEAD:$metrics" | python -c 'import json, sys; print(json.load(sys.stdin)["accuracy"])')
-  echo "test accuracy $now (committed: $then)"
+  # exactly the published figure, or inside/outside the baseline's spread over training seeds
+  python -m agnews.evaluation.reproduction --now "$metrics" \
+    --published <(git show "HEAD:$metrics") --spread reports/baseline_seeds.json
   exit 0
 fi
 if [ "$1" = "--preset" ]; then
