@@ -13,7 +13,9 @@ from agnews.config import TrainConfig
 from agnews.errors import TrainingError
 from agnews.model.checkpoints import load_model
 from agnews.model.classifier import TextClassifier
-from agnews.model.training import eval_steps, get_lr_factor, train_model
+from agnews.model.loop import eval_steps
+from agnews.model.optimizers import get_lr_factor
+from agnews.model.training import train_model
 
 
 def _train(tmp_path, prepared_dir, cfg, name="run"):
@@ -270,7 +272,7 @@ def test_the_ngram_paths_train_and_their_checkpoint_binds_both_vocabularies(
 
 def test_the_ngram_linear_model_gets_its_own_learning_rate_and_penalty(tiny_config):
     from agnews.data.batching import InputSpec
-    from agnews.model.training import make_optimizers
+    from agnews.model.optimizers import make_optimizers
 
     cfg = dataclasses.replace(tiny_config.model, ngram_logits=True)
     model = TextClassifier(cfg, 50, InputSpec(0, 256, None), bag_size=30)
@@ -289,7 +291,7 @@ def test_the_ngram_linear_model_gets_its_own_learning_rate_and_penalty(tiny_conf
 
 def test_sparse_ngram_tables_get_sparse_adam_at_their_own_rates(tiny_config):
     from agnews.data.batching import InputSpec
-    from agnews.model.training import make_optimizers
+    from agnews.model.optimizers import make_optimizers
 
     cfg = dataclasses.replace(tiny_config.model, ngram_logits=True, ngram_dim=4)
     model = TextClassifier(cfg, 50, InputSpec(0, 256, None), bag_size=30)
@@ -307,7 +309,7 @@ def test_sparse_ngram_tables_get_sparse_adam_at_their_own_rates(tiny_config):
 def test_sparse_and_dense_ngram_tables_clip_to_the_same_gradient_norm(tiny_config):
     """Sparse gradients repeat a row once per text that has it: the norm sums them first."""
     from agnews.data.batching import InputSpec
-    from agnews.model.training import clip_grad_norm
+    from agnews.model.optimizers import clip_grad_norm
 
     cfg = dataclasses.replace(tiny_config.model, ngram_logits=True, ngram_dim=4)
     grads = []
@@ -362,7 +364,9 @@ def test_an_ensemble_averages_members_from_consecutive_seeds(
 
 
 def _scripted_validation(monkeypatch, accuracies):
-    """Make validation return `accuracies` in turn (loss 1 - acc); returns the list of calls."""
+    """Make validation return `accuracies` in turn (loss 1 - acc); returns the list of calls.
+    Both callers are scripted: the loop's passes and an ensemble's own pass."""
+    import agnews.model.loop as loop
     import agnews.model.training as training
 
     calls = []
@@ -372,6 +376,7 @@ def _scripted_validation(monkeypatch, accuracies):
         acc = accuracies[min(len(calls), len(accuracies)) - 1]
         return acc, 1.0 - acc
 
+    monkeypatch.setattr(loop, "validate", scripted)
     monkeypatch.setattr(training, "validate", scripted)
     return calls
 
@@ -444,21 +449,21 @@ def test_early_stopping_survives_an_interruption(tmp_path, prepared_dir, tiny_co
     ref = run("ref")
     assert (ref["stopped_epoch"], ref["stop_reason"]) == (2.5, "patience")
 
-    import agnews.model.training as training
+    import agnews.model.loop as loop
 
     calls = _scripted_validation(monkeypatch, accuracies)
-    scripted = training.validate
+    scripted = loop.validate
 
     def interrupt(model, val, batch_size):
         if len(calls) == 4:  # epoch 2 is complete and saved
             raise KeyboardInterrupt
         return scripted(model, val, batch_size)
 
-    monkeypatch.setattr(training, "validate", interrupt)
+    monkeypatch.setattr(loop, "validate", interrupt)
     with pytest.raises(KeyboardInterrupt):
         run("cut")
     assert torch.load(tmp_path / "cut" / "state.pt", weights_only=True)["flat_evals"] == 2
-    monkeypatch.setattr(training, "validate", scripted)
+    monkeypatch.setattr(loop, "validate", scripted)
     resumed = run("cut")
     assert len(calls) == 5  # one pass after resuming, then the stop
     assert (resumed["stopped_epoch"], resumed["stop_reason"]) == (2.5, "patience")
