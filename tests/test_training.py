@@ -10,9 +10,10 @@ import torch
 from helpers import evaluate_checkpoint
 
 from agnews.config import TrainConfig
+from agnews.data.batching import InputSpec
 from agnews.errors import TrainingError
 from agnews.model.checkpoints import load_model
-from agnews.model.classifier import TextClassifier
+from agnews.model.classifier import TextClassifier, uses_ngrams
 from agnews.model.loop import eval_steps
 from agnews.model.optimizers import get_lr_factor
 from agnews.model.training import train_model
@@ -189,8 +190,27 @@ def test_state_of_other_params_is_ignored(tmp_path, prepared_dir, tiny_config, c
     out.mkdir()
     torch.save({"identity": {"model": {}, "train": {}, "data": {}}, "epoch": 5}, state)
     train_model(prepared_dir, out / "model.pt", out / "live", tiny_config.model, cfg, state)
-    assert "belongs to other params or data" in caplog.text
+    assert "belongs to other params, data or member" in caplog.text
     assert (out / "model.pt").exists() and not state.exists()
+
+
+def test_a_members_state_is_not_restored_as_another_member(tmp_path, prepared_dir, tiny_config):
+    """The saved identity names the ensemble member: member 0's state, offered to member 1
+    (same params and data), is refused; member 0 itself gets it back."""
+    from agnews.model.loop import Setup
+    from agnews.model.training import load_data, new_member, run_identity
+
+    model_cfg, cfg = tiny_config.model, dataclasses.replace(tiny_config.train, ensemble=2)
+    data = load_data(prepared_dir, with_ngrams=uses_ngrams(model_cfg))
+    inputs = InputSpec(data.vocabs.words.pad_id, cfg.max_len, model_cfg.fixed_len)
+    setup = Setup(data, inputs, None, torch.device("cpu"), steps_per_epoch=10)
+    path = tmp_path / "state.pt"
+    new_member(setup, model_cfg, cfg, cfg.seed).save(
+        path, run_identity(prepared_dir, model_cfg, cfg, 0)
+    )
+    second = new_member(setup, model_cfg, cfg, cfg.seed + 1)
+    assert not second.restore(path, run_identity(prepared_dir, model_cfg, cfg, member=1))
+    assert second.restore(path, run_identity(prepared_dir, model_cfg, cfg, member=0))
 
 
 def test_grad_clip_param_bounds_the_gradient_norm(tmp_path, prepared_dir, tiny_config, monkeypatch):

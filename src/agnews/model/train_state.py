@@ -92,8 +92,9 @@ class TrainState:
         )
 
     def restore(self, path: str | Path, identity: dict) -> bool:
-        """Load the state saved at `path` if it belongs to this very run (same configs and
-        data); otherwise leave everything as it is and say why."""
+        """Load the state saved at `path` if it belongs to this very run and member (same
+        `identity`: configs, data, member index); otherwise leave everything as it is and say
+        why."""
         path = Path(path)
         if not path.is_file():
             return False
@@ -105,7 +106,9 @@ class TrainState:
             log.warning("ignoring unreadable training state %s: %s", path, exc)
             return False
         if not isinstance(saved, dict) or saved.get("identity") != identity:
-            log.warning("ignoring training state %s: it belongs to other params or data", path)
+            log.warning(
+                "ignoring training state %s: it belongs to other params, data or member", path
+            )
             return False
         self.model.load_state_dict(saved["model_state"])
         for optimizer, state in zip(self.optimizers, saved["optimizer_states"], strict=True):

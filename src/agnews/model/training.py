@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,14 +50,17 @@ def load_data(data_dir: str | Path, with_ngrams: bool) -> Data:
     return data
 
 
-def run_identity(data_dir: str | Path, model_cfg: ModelConfig, cfg: TrainConfig) -> dict:
-    """What a saved training state must match to be resumed: configs and data digests."""
+def run_identity(
+    data_dir: str | Path, model_cfg: ModelConfig, cfg: TrainConfig, member: int
+) -> dict:
+    """What a saved training state must match to be resumed: configs, data digests and the
+    ensemble member (0-based) it belongs to."""
     data_dir = Path(data_dir)
     names = ["vocab.json", "train.npz", "val.npz"]
     names += ["ngrams.json"] if (data_dir / "ngrams.json").exists() else []
     digests = {n: hashlib.sha256((data_dir / n).read_bytes()).hexdigest() for n in names}
     train = {k: v for k, v in to_dict(cfg).items() if k != "resume"}
-    return {"model": to_dict(model_cfg), "train": train, "data": digests}
+    return {"model": to_dict(model_cfg), "train": train, "data": digests, "member": member}
 
 
 def new_member(setup: Setup, model_cfg: ModelConfig, cfg: TrainConfig, seed: int) -> TrainState:
@@ -112,11 +116,11 @@ def train_model(
     bag_size = len(data.vocabs.ngrams) if data.vocabs.ngrams is not None else None
     steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
     setup = Setup(data, inputs, bag_size, device, steps_per_epoch)
-    identity = run_identity(data_dir, model_cfg, cfg)
     members: list[TrainState] = []
     run_log: RunLog | None = None
     for k in range(cfg.ensemble):
         state = new_member(setup, model_cfg, cfg, cfg.seed + k)
+        identity = run_identity(data_dir, model_cfg, cfg, member=k)
         resumed = bool(cfg.resume and state_path and state.restore(state_path, identity))
         if resumed:
             trim_live_log(live_dir, state.step)
@@ -127,7 +131,9 @@ def train_model(
             run_log = RunLog(live_dir, resume=resumed)
         n_params = sum(p.numel() for p in state.model.parameters())
         log.info("member %d/%d on %s, %d parameters", k + 1, cfg.ensemble, device, n_params)
-        save = (lambda st: st.save(state_path, identity)) if cfg.resume and state_path else None
+        save = None  # after each epoch, with train.resume: this member's state
+        if cfg.resume and state_path:
+            save = partial(TrainState.save, path=state_path, identity=identity)
         run_epochs(state, setup, cfg, run_log, k * cfg.epochs * steps_per_epoch, save)
         state.model.load_state_dict(state.best.weights)
         members.append(state)
