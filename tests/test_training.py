@@ -429,6 +429,20 @@ def test_early_stopping_stops_right_after_patience_flat_passes(
     assert len(val_rows) == 1 + passes
 
 
+def test_patience_running_out_at_the_very_last_pass_is_no_early_stop(
+    tmp_path, prepared_dir, tiny_config, monkeypatch
+):
+    """The 2nd flat pass in a row is the last pass of the last epoch: the run has finished its
+    epochs ("max_epochs" at epoch 2) and its last epoch's train loss is logged as well."""
+    calls = _scripted_validation(monkeypatch, [0.5, 0.6, 0.6, 0.6])
+    cfg = dataclasses.replace(tiny_config.train, epochs=2, patience=2)
+    out, summary = _train(tmp_path, prepared_dir, dataclasses.replace(tiny_config, train=cfg))
+    assert len(calls) == 4
+    assert (summary["stopped_epoch"], summary["stop_reason"]) == (2.0, "max_epochs")
+    epoch_rows = (out / "live/plots/metrics/loss/train_epoch.tsv").read_text().splitlines()
+    assert len(epoch_rows) == 1 + 2
+
+
 def test_a_run_that_stops_early_is_the_prefix_of_the_run_that_does_not(
     tmp_path, prepared_dir, tiny_config
 ):

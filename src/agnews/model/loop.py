@@ -63,7 +63,9 @@ def run_epochs(
 
     Early stopping: with cfg.patience = P > 0, training stops right after the P-th validation
     pass in a row without a new best (state.stop_reason "patience"); otherwise it runs all
-    cfg.epochs ("max_epochs"). Either way state.stopped_epoch says where it ended."""
+    cfg.epochs ("max_epochs"), as it does when patience runs out at the very last pass, where
+    nothing is left to stop (that epoch's loss is logged as any other's). Either way
+    state.stopped_epoch says where it ended."""
     evals_at = eval_steps(setup.steps_per_epoch, cfg.evals_per_epoch)
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         epoch_loss = train_epoch(state, setup, cfg, run_log, epoch, evals_at, step_offset)
@@ -116,7 +118,7 @@ def train_epoch(
             position = round(epoch - 1 + i / len(batches), 4)
             out_of_patience = validation_pass(state, setup, cfg, run_log, position, step_offset)
             started = time.perf_counter()
-            if out_of_patience:
+            if out_of_patience and not (last and epoch == cfg.epochs):  # else: the run is done
                 state.stop_reason = "patience"
                 break
     bar.close()
