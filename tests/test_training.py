@@ -17,6 +17,7 @@ from agnews.model.classifier import TextClassifier, uses_ngrams
 from agnews.model.loop import eval_steps
 from agnews.model.optimizers import get_lr_factor
 from agnews.model.training import train_model
+from agnews.runtime import cpu_info
 
 
 def _train(tmp_path, prepared_dir, cfg, name="run"):
@@ -34,6 +35,8 @@ def test_train_writes_checkpoint_and_dvclive_log(tmp_path, prepared_dir, tiny_co
     live = json.loads((out / "live" / "metrics.json").read_text())
     assert live["best_val_acc"] == summary["best_val_acc"]
     assert live["threads"] == torch.get_num_threads()  # the ladder reports where a run ran
+    assert live["amp"] == "off"  # train.amp is false by default
+    assert {k: live[k] for k in ("cpu_model", "cpu_capability", "bf16_native")} == cpu_info()
     metrics = out / "live" / "plots" / "metrics"
     for tsv in ("loss/train.tsv", "loss/train_epoch.tsv", "loss/val.tsv", "acc/val.tsv", "lr.tsv"):
         assert (metrics / tsv).is_file(), tsv
@@ -527,3 +530,72 @@ def test_training_flushes_denormals_as_configured(
     _train(tmp_path, prepared_dir, dataclasses.replace(tiny_config, train=cfg))
     assert calls == [flush]
     original(False)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_amp_on_cpu_autocasts_to_bf16_only_where_the_cpu_computes_it(
+    tmp_path, prepared_dir, tiny_config, monkeypatch, caplog, native
+):
+    """train.amp on CPU: bf16 autocast around every training forward where the CPU has
+    AVX512-BF16 or AMX (detection scripted here); elsewhere float32, said once."""
+    import agnews.runtime as runtime
+
+    monkeypatch.setattr(runtime, "bf16_native", lambda: native)
+    seen = []
+    original = TextClassifier.classify
+
+    def spy(self, batch):
+        if self.training:
+            seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+        return original(self, batch)
+
+    monkeypatch.setattr(TextClassifier, "classify", spy)
+    cfg = dataclasses.replace(tiny_config.train, amp=True)
+    _, summary = _train(tmp_path, prepared_dir, dataclasses.replace(tiny_config, train=cfg))
+    assert len(seen) == 10  # one epoch of 10 batches
+    if native:
+        assert set(seen) == {(True, torch.bfloat16)} and summary["amp"] == "bf16"
+        assert "float32" not in caplog.text
+    else:
+        assert {enabled for enabled, _ in seen} == {False} and summary["amp"] == "off"
+        assert caplog.text.count("neither AVX512-BF16 nor AMX") == 1
+    assert summary["bf16_native"] is native
+
+
+def test_amp_needs_cuda_or_native_bf16(monkeypatch):
+    import agnews.runtime as runtime
+
+    monkeypatch.setattr(runtime, "bf16_native", lambda: False)
+    assert runtime.use_bf16_autocast(True, torch.device("cuda"))
+    assert not runtime.use_bf16_autocast(True, torch.device("cpu"))
+    assert not runtime.use_bf16_autocast(False, torch.device("cuda"))
+    monkeypatch.setattr(runtime, "bf16_native", lambda: True)
+    assert runtime.use_bf16_autocast(True, torch.device("cpu"))
+    assert not runtime.use_bf16_autocast(False, torch.device("cpu"))
+
+
+def test_cpu_info_names_the_cpu(tmp_path, monkeypatch):
+    import agnews.runtime as runtime
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Test CPU 9000 @ 3.0GHz\nflags\t: fpu\n")
+    monkeypatch.setattr(runtime, "CPUINFO", cpuinfo)
+    monkeypatch.setattr(runtime, "bf16_native", lambda: True)
+    info = runtime.cpu_info()
+    assert info == {
+        "cpu_model": "Test CPU 9000 @ 3.0GHz",
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "bf16_native": True,
+    }
+    monkeypatch.setattr(runtime, "CPUINFO", tmp_path / "absent")  # not Linux
+    monkeypatch.setattr(runtime.platform, "processor", lambda: "arm")
+    assert runtime.cpu_info()["cpu_model"] == "arm"
+
+
+def test_bf16_native_reads_torchs_cpu_checks(monkeypatch):
+    for avx512_bf16, amx in [(False, False), (True, False), (False, True)]:
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+        from agnews.runtime import bf16_native
+
+        assert bf16_native() is (avx512_bf16 or amx)

@@ -29,7 +29,7 @@ from agnews.model.loop import Data, Setup, run_epochs, validate
 from agnews.model.optimizers import get_lr_factor, make_optimizers
 from agnews.model.train_state import TrainState
 from agnews.provenance import code_hash
-from agnews.runtime import pick_device, seed_everything
+from agnews.runtime import cpu_info, pick_device, seed_everything, use_bf16_autocast
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,8 @@ def train_model(
     inputs = InputSpec(data.vocabs.words.pad_id, cfg.max_len, model_cfg.fixed_len)
     bag_size = len(data.vocabs.ngrams) if data.vocabs.ngrams is not None else None
     steps_per_epoch = math.ceil(len(data.train) / cfg.batch_size)
-    setup = Setup(data, inputs, bag_size, device, steps_per_epoch)
+    amp = use_bf16_autocast(cfg.amp, device)  # on a CPU without native bf16: a warning
+    setup = Setup(data, inputs, bag_size, device, steps_per_epoch, amp)
     members: list[TrainState] = []
     run_log: RunLog | None = None
     for k in range(cfg.ensemble):
@@ -154,7 +155,9 @@ def train_model(
         "samples_per_s": round(sum(m.samples for m in members) / max(seconds, 1e-9), 1),
         "parameters": sum(p.numel() for p in model.parameters()),
         "device": device.type,
+        "amp": "bf16" if amp else "off",
         "threads": torch.get_num_threads(),  # CPU threads (ladder.local.worker_env)
+        **cpu_info(),  # cpu_model, cpu_capability, bf16_native: what the timings measured
         "code_hash": code_hash(),  # the stages' code that made this run (agnews.provenance)
     }
     run_log.finish(summary, members[0].grad_flows)
