@@ -599,3 +599,20 @@ def test_bf16_native_reads_torchs_cpu_checks(monkeypatch):
         from agnews.runtime import bf16_native
 
         assert bf16_native() is (avx512_bf16 or amx)
+
+
+def test_bf16_cpu_bench_runs_at_tiny_size():
+    """bench/bf16_cpu.py at tiny sizes: it names what the CPU supports and times every cell."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "bf16_cpu.py"
+    args = ["--repeats", "1", "--warmup", "0", "--batch", "4", "--tokens", "8", "--hidden", "8"]
+    done = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert "bf16 native" in done.stdout and "torch kernels" in done.stdout
+    for cell in ("| lstm 2-layer bidirectional |", "| gru bidirectional |", "| gru |", "| rnn |"):
+        assert cell in done.stdout, cell
