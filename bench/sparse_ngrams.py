@@ -39,7 +39,8 @@ sys.path.insert(0, str(ROOT / "src"))
 from agnews.config import Config, config_from_dict, load_yaml  # noqa: E402
 from agnews.data.batching import InputSpec, make_batch, train_order  # noqa: E402
 from agnews.experiments.presets import apply_overrides, full_overrides, load_presets  # noqa: E402
-from agnews.model.training import load_data, make_optimizers, train_model  # noqa: E402
+from agnews.model.optimizers import make_optimizers  # noqa: E402
+from agnews.model.training import load_data, train_model  # noqa: E402
 from agnews.runtime import seed_everything  # noqa: E402
 
 VARIANTS = ("dense", "dense + flush_denormal", "sparse")
@@ -71,7 +72,7 @@ def speed(args: argparse.Namespace) -> None:
     """The three variants step in turn (round robin, each on its own model and batches), so
     whatever else the machine runs slows them alike."""
     from agnews.model.classifier import TextClassifier
-    from agnews.model.training import clip_grad_norm
+    from agnews.model.optimizers import clip_grad_norm
 
     cfg = wide_deep_config({})
     data_dir = prepared(args.data_dir, cfg, Path(args.work))

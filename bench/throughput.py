@@ -39,7 +39,7 @@ from agnews.data.shards import shard_from_ids
 from agnews.data.text import tokenize, tokenize_all
 from agnews.data.vocab import build_vocab
 from agnews.model.classifier import TextClassifier
-from agnews.model.training import make_optimizer
+from agnews.model.optimizers import make_optimizers
 from agnews.runtime import pick_device
 
 # --- (a) the notebook's data path and model, as in its cells 6, 9 and 16 --------------------
@@ -143,7 +143,7 @@ def bench_ours(shard, vocab, model_cfg, train_cfg, batch_size, n_batches, device
     torch.manual_seed(0)
     inputs = InputSpec(vocab.pad_id, train_cfg.max_len, model_cfg.fixed_len)
     model = TextClassifier(model_cfg, len(vocab), inputs).to(device)
-    optimizer = make_optimizer(model, train_cfg)  # Adam, fused
+    (optimizer,) = make_optimizers(model, train_cfg)  # Adam, fused (train.sparse_ngrams off)
     rng = np.random.default_rng(0)
     batches = train_order(shard.lengths, batch_size, rng, True, train_cfg.bucket_chunk)
     model.train()

@@ -12,6 +12,7 @@ import torch
 from helpers import evaluate_checkpoint
 from torch import nn
 
+import agnews.model.loop as loop
 import agnews.model.training as training
 from agnews.data.batching import InputSpec
 from agnews.data.shards import shard_from_ids
@@ -88,7 +89,7 @@ def test_the_checkpoint_holds_the_best_validation_point(
         weights_at.append({k: v.clone() for k, v in model.state_dict().items()})
         return next(scripted), 1.0
 
-    monkeypatch.setattr(training, "validate", fake_validate)
+    monkeypatch.setattr(loop, "validate", fake_validate)
     cfg = dataclasses.replace(tiny_config.train, epochs=3, evals_per_epoch=2, lr=0.01)
     out = tmp_path / "run"
     summary = training.train_model(prepared_dir, out / "m.pt", out / "live", tiny_config.model, cfg)
@@ -106,13 +107,13 @@ def test_training_batches_are_shuffled_every_epoch(
     tmp_path, prepared_dir, tiny_config, monkeypatch
 ):
     seen: list[np.ndarray] = []
-    original = training.make_batch
+    original = loop.make_batch
 
     def spy(shard, index, inputs):
         seen.append(np.array(index))
         return original(shard, index, inputs)
 
-    monkeypatch.setattr(training, "make_batch", spy)
+    monkeypatch.setattr(loop, "make_batch", spy)
     cfg = dataclasses.replace(tiny_config.train, epochs=2, bucketing=False)
     training.train_model(prepared_dir, tmp_path / "m.pt", tmp_path / "live", tiny_config.model, cfg)
     n = len(seen) // 2

@@ -10,10 +10,14 @@ import torch
 from helpers import evaluate_checkpoint
 
 from agnews.config import TrainConfig
+from agnews.data.batching import InputSpec
 from agnews.errors import TrainingError
 from agnews.model.checkpoints import load_model
-from agnews.model.classifier import TextClassifier
-from agnews.model.training import eval_steps, get_lr_factor, train_model
+from agnews.model.classifier import TextClassifier, uses_ngrams
+from agnews.model.loop import eval_steps
+from agnews.model.optimizers import get_lr_factor
+from agnews.model.training import train_model
+from agnews.runtime import cpu_info
 
 
 def _train(tmp_path, prepared_dir, cfg, name="run"):
@@ -31,6 +35,8 @@ def test_train_writes_checkpoint_and_dvclive_log(tmp_path, prepared_dir, tiny_co
     live = json.loads((out / "live" / "metrics.json").read_text())
     assert live["best_val_acc"] == summary["best_val_acc"]
     assert live["threads"] == torch.get_num_threads()  # the ladder reports where a run ran
+    assert live["amp"] == "off"  # train.amp is false by default
+    assert {k: live[k] for k in ("cpu_model", "cpu_capability", "bf16_native")} == cpu_info()
     metrics = out / "live" / "plots" / "metrics"
     for tsv in ("loss/train.tsv", "loss/train_epoch.tsv", "loss/val.tsv", "acc/val.tsv", "lr.tsv"):
         assert (metrics / tsv).is_file(), tsv
@@ -187,8 +193,27 @@ def test_state_of_other_params_is_ignored(tmp_path, prepared_dir, tiny_config, c
     out.mkdir()
     torch.save({"identity": {"model": {}, "train": {}, "data": {}}, "epoch": 5}, state)
     train_model(prepared_dir, out / "model.pt", out / "live", tiny_config.model, cfg, state)
-    assert "belongs to other params or data" in caplog.text
+    assert "belongs to other params, data or member" in caplog.text
     assert (out / "model.pt").exists() and not state.exists()
+
+
+def test_a_members_state_is_not_restored_as_another_member(tmp_path, prepared_dir, tiny_config):
+    """The saved identity names the ensemble member: member 0's state, offered to member 1
+    (same params and data), is refused; member 0 itself gets it back."""
+    from agnews.model.loop import Setup
+    from agnews.model.training import load_data, new_member, run_identity
+
+    model_cfg, cfg = tiny_config.model, dataclasses.replace(tiny_config.train, ensemble=2)
+    data = load_data(prepared_dir, with_ngrams=uses_ngrams(model_cfg))
+    inputs = InputSpec(data.vocabs.words.pad_id, cfg.max_len, model_cfg.fixed_len)
+    setup = Setup(data, inputs, None, torch.device("cpu"), steps_per_epoch=10)
+    path = tmp_path / "state.pt"
+    new_member(setup, model_cfg, cfg, cfg.seed).save(
+        path, run_identity(prepared_dir, model_cfg, cfg, 0)
+    )
+    second = new_member(setup, model_cfg, cfg, cfg.seed + 1)
+    assert not second.restore(path, run_identity(prepared_dir, model_cfg, cfg, member=1))
+    assert second.restore(path, run_identity(prepared_dir, model_cfg, cfg, member=0))
 
 
 def test_grad_clip_param_bounds_the_gradient_norm(tmp_path, prepared_dir, tiny_config, monkeypatch):
@@ -270,7 +295,7 @@ def test_the_ngram_paths_train_and_their_checkpoint_binds_both_vocabularies(
 
 def test_the_ngram_linear_model_gets_its_own_learning_rate_and_penalty(tiny_config):
     from agnews.data.batching import InputSpec
-    from agnews.model.training import make_optimizers
+    from agnews.model.optimizers import make_optimizers
 
     cfg = dataclasses.replace(tiny_config.model, ngram_logits=True)
     model = TextClassifier(cfg, 50, InputSpec(0, 256, None), bag_size=30)
@@ -289,7 +314,7 @@ def test_the_ngram_linear_model_gets_its_own_learning_rate_and_penalty(tiny_conf
 
 def test_sparse_ngram_tables_get_sparse_adam_at_their_own_rates(tiny_config):
     from agnews.data.batching import InputSpec
-    from agnews.model.training import make_optimizers
+    from agnews.model.optimizers import make_optimizers
 
     cfg = dataclasses.replace(tiny_config.model, ngram_logits=True, ngram_dim=4)
     model = TextClassifier(cfg, 50, InputSpec(0, 256, None), bag_size=30)
@@ -307,7 +332,7 @@ def test_sparse_ngram_tables_get_sparse_adam_at_their_own_rates(tiny_config):
 def test_sparse_and_dense_ngram_tables_clip_to_the_same_gradient_norm(tiny_config):
     """Sparse gradients repeat a row once per text that has it: the norm sums them first."""
     from agnews.data.batching import InputSpec
-    from agnews.model.training import clip_grad_norm
+    from agnews.model.optimizers import clip_grad_norm
 
     cfg = dataclasses.replace(tiny_config.model, ngram_logits=True, ngram_dim=4)
     grads = []
@@ -362,7 +387,9 @@ def test_an_ensemble_averages_members_from_consecutive_seeds(
 
 
 def _scripted_validation(monkeypatch, accuracies):
-    """Make validation return `accuracies` in turn (loss 1 - acc); returns the list of calls."""
+    """Make validation return `accuracies` in turn (loss 1 - acc); returns the list of calls.
+    Both callers are scripted: the loop's passes and an ensemble's own pass."""
+    import agnews.model.loop as loop
     import agnews.model.training as training
 
     calls = []
@@ -372,6 +399,7 @@ def _scripted_validation(monkeypatch, accuracies):
         acc = accuracies[min(len(calls), len(accuracies)) - 1]
         return acc, 1.0 - acc
 
+    monkeypatch.setattr(loop, "validate", scripted)
     monkeypatch.setattr(training, "validate", scripted)
     return calls
 
@@ -402,6 +430,20 @@ def test_early_stopping_stops_right_after_patience_flat_passes(
     assert (live["stopped_epoch"], live["stop_reason"]) == (stopped, reason)
     val_rows = (out / "live" / "plots" / "metrics" / "acc" / "val.tsv").read_text().splitlines()
     assert len(val_rows) == 1 + passes
+
+
+def test_patience_running_out_at_the_very_last_pass_is_no_early_stop(
+    tmp_path, prepared_dir, tiny_config, monkeypatch
+):
+    """The 2nd flat pass in a row is the last pass of the last epoch: the run has finished its
+    epochs ("max_epochs" at epoch 2) and its last epoch's train loss is logged as well."""
+    calls = _scripted_validation(monkeypatch, [0.5, 0.6, 0.6, 0.6])
+    cfg = dataclasses.replace(tiny_config.train, epochs=2, patience=2)
+    out, summary = _train(tmp_path, prepared_dir, dataclasses.replace(tiny_config, train=cfg))
+    assert len(calls) == 4
+    assert (summary["stopped_epoch"], summary["stop_reason"]) == (2.0, "max_epochs")
+    epoch_rows = (out / "live/plots/metrics/loss/train_epoch.tsv").read_text().splitlines()
+    assert len(epoch_rows) == 1 + 2
 
 
 def test_a_run_that_stops_early_is_the_prefix_of_the_run_that_does_not(
@@ -444,21 +486,21 @@ def test_early_stopping_survives_an_interruption(tmp_path, prepared_dir, tiny_co
     ref = run("ref")
     assert (ref["stopped_epoch"], ref["stop_reason"]) == (2.5, "patience")
 
-    import agnews.model.training as training
+    import agnews.model.loop as loop
 
     calls = _scripted_validation(monkeypatch, accuracies)
-    scripted = training.validate
+    scripted = loop.validate
 
     def interrupt(model, val, batch_size):
         if len(calls) == 4:  # epoch 2 is complete and saved
             raise KeyboardInterrupt
         return scripted(model, val, batch_size)
 
-    monkeypatch.setattr(training, "validate", interrupt)
+    monkeypatch.setattr(loop, "validate", interrupt)
     with pytest.raises(KeyboardInterrupt):
         run("cut")
     assert torch.load(tmp_path / "cut" / "state.pt", weights_only=True)["flat_evals"] == 2
-    monkeypatch.setattr(training, "validate", scripted)
+    monkeypatch.setattr(loop, "validate", scripted)
     resumed = run("cut")
     assert len(calls) == 5  # one pass after resuming, then the stop
     assert (resumed["stopped_epoch"], resumed["stop_reason"]) == (2.5, "patience")
@@ -488,3 +530,89 @@ def test_training_flushes_denormals_as_configured(
     _train(tmp_path, prepared_dir, dataclasses.replace(tiny_config, train=cfg))
     assert calls == [flush]
     original(False)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_amp_on_cpu_autocasts_to_bf16_only_where_the_cpu_computes_it(
+    tmp_path, prepared_dir, tiny_config, monkeypatch, caplog, native
+):
+    """train.amp on CPU: bf16 autocast around every training forward where the CPU has
+    AVX512-BF16 or AMX (detection scripted here); elsewhere float32, said once."""
+    import agnews.runtime as runtime
+
+    monkeypatch.setattr(runtime, "bf16_native", lambda: native)
+    seen = []
+    original = TextClassifier.classify
+
+    def spy(self, batch):
+        if self.training:
+            seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+        return original(self, batch)
+
+    monkeypatch.setattr(TextClassifier, "classify", spy)
+    cfg = dataclasses.replace(tiny_config.train, amp=True)
+    _, summary = _train(tmp_path, prepared_dir, dataclasses.replace(tiny_config, train=cfg))
+    assert len(seen) == 10  # one epoch of 10 batches
+    if native:
+        assert set(seen) == {(True, torch.bfloat16)} and summary["amp"] == "bf16"
+        assert "float32" not in caplog.text
+    else:
+        assert {enabled for enabled, _ in seen} == {False} and summary["amp"] == "off"
+        assert caplog.text.count("neither AVX512-BF16 nor AMX") == 1
+    assert summary["bf16_native"] is native
+
+
+def test_amp_needs_cuda_or_native_bf16(monkeypatch):
+    import agnews.runtime as runtime
+
+    monkeypatch.setattr(runtime, "bf16_native", lambda: False)
+    assert runtime.use_bf16_autocast(True, torch.device("cuda"))
+    assert not runtime.use_bf16_autocast(True, torch.device("cpu"))
+    assert not runtime.use_bf16_autocast(False, torch.device("cuda"))
+    monkeypatch.setattr(runtime, "bf16_native", lambda: True)
+    assert runtime.use_bf16_autocast(True, torch.device("cpu"))
+    assert not runtime.use_bf16_autocast(False, torch.device("cpu"))
+
+
+def test_cpu_info_names_the_cpu(tmp_path, monkeypatch):
+    import agnews.runtime as runtime
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Test CPU 9000 @ 3.0GHz\nflags\t: fpu\n")
+    monkeypatch.setattr(runtime, "CPUINFO", cpuinfo)
+    monkeypatch.setattr(runtime, "bf16_native", lambda: True)
+    info = runtime.cpu_info()
+    assert info == {
+        "cpu_model": "Test CPU 9000 @ 3.0GHz",
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "bf16_native": True,
+    }
+    monkeypatch.setattr(runtime, "CPUINFO", tmp_path / "absent")  # not Linux
+    monkeypatch.setattr(runtime.platform, "processor", lambda: "arm")
+    assert runtime.cpu_info()["cpu_model"] == "arm"
+
+
+def test_bf16_native_reads_torchs_cpu_checks(monkeypatch):
+    for avx512_bf16, amx in [(False, False), (True, False), (False, True)]:
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+        from agnews.runtime import bf16_native
+
+        assert bf16_native() is (avx512_bf16 or amx)
+
+
+def test_bf16_cpu_bench_runs_at_tiny_size():
+    """bench/bf16_cpu.py at tiny sizes: it names what the CPU supports and times every cell."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "bf16_cpu.py"
+    args = ["--repeats", "1", "--warmup", "0", "--batch", "4", "--tokens", "8", "--hidden", "8"]
+    done = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert "bf16 native" in done.stdout and "torch kernels" in done.stdout
+    for cell in ("| lstm 2-layer bidirectional |", "| gru bidirectional |", "| gru |", "| rnn |"):
+        assert cell in done.stdout, cell

@@ -185,7 +185,7 @@ class TrainConfig:
     log_every: int  # optimizer steps between per-step loss points
     seed: int
     device: Literal["auto", "cpu", "cuda"]
-    amp: bool  # bf16 autocast on CUDA; ignored on CPU
+    amp: bool  # bf16 autocast on CUDA and on CPUs with native bf16 (agnews.runtime)
     resume: bool  # save state every epoch; a rerun continues after the last complete epoch
     ngram_lr: float  # learning rate of the n-gram linear model (model.ngram_logits)
     ngram_weight_decay: float  # L2 penalty on the n-gram linear model's weights
