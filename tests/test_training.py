@@ -446,6 +446,23 @@ def test_patience_running_out_at_the_very_last_pass_is_no_early_stop(
     assert len(epoch_rows) == 1 + 2
 
 
+def test_a_stop_at_the_end_of_an_earlier_epoch_logs_that_whole_epochs_loss(
+    tmp_path, prepared_dir, tiny_config, monkeypatch
+):
+    """Patience runs out at the last pass of epoch 1 of 3: an early stop ("patience" at epoch
+    1.0), and epoch 1, which ran all its batches, has its train-loss point; a stop in the
+    middle of an epoch logs none for it."""
+    _scripted_validation(monkeypatch, [0.6, 0.6, 0.6, 0.6, 0.6, 0.6])
+    for patience, rows in ((1, 1), (2, 1)):  # stops at 1.0 (2nd pass) and at 1.5 (3rd pass)
+        cfg = dataclasses.replace(tiny_config.train, epochs=3, patience=patience)
+        config = dataclasses.replace(tiny_config, train=cfg)
+        out, summary = _train(tmp_path, prepared_dir, config, f"p{patience}")
+        assert summary["stop_reason"] == "patience"
+        assert summary["stopped_epoch"] == {1: 1.0, 2: 1.5}[patience]
+        epoch_rows = (out / "live/plots/metrics/loss/train_epoch.tsv").read_text().splitlines()
+        assert len(epoch_rows) == 1 + rows
+
+
 def test_a_run_that_stops_early_is_the_prefix_of_the_run_that_does_not(
     tmp_path, prepared_dir, tiny_config
 ):

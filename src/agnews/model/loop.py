@@ -69,13 +69,14 @@ def run_epochs(
     evals_at = eval_steps(setup.steps_per_epoch, cfg.evals_per_epoch)
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         epoch_loss = train_epoch(state, setup, cfg, run_log, epoch, evals_at, step_offset)
-        if epoch_loss is None:
+        if epoch_loss is not None:  # every batch ran (early stopping may still end the run)
+            state.epoch = epoch
+            mean_loss = (epoch_loss / len(setup.data.train)).item()
+            run_log.epoch_end(step_offset + state.step, mean_loss)
+        if state.stop_reason:
             log_early_stop(state, cfg)
             return  # nothing to save: the run ends here, its state is deleted
-        # end of epoch: its mean loss, and the state a resumed run starts from
-        state.epoch = epoch
-        run_log.epoch_end(step_offset + state.step, (epoch_loss / len(setup.data.train)).item())
-        if save is not None:
+        if save is not None:  # the state a resumed run starts from
             save(state)
     state.stop_reason = "max_epochs"
     state.stopped_epoch = float(state.epoch)
@@ -91,7 +92,8 @@ def train_epoch(
     step_offset: int,
 ) -> torch.Tensor | None:
     """One epoch of optimizer steps and its validation passes. Returns the epoch's summed
-    loss (a 0-d tensor on the device), or None when early stopping ends the run in it."""
+    loss (a 0-d tensor on the device) when all its batches ran, else None (early stopping cut
+    it short); state.stop_reason is "patience" when early stopping ends the run here."""
     model, data, device = state.model, setup.data, setup.device
     model.train()
     batches = train_order(
@@ -123,7 +125,7 @@ def train_epoch(
                 break
     bar.close()
     state.train_seconds += time.perf_counter() - started
-    return None if state.stop_reason else curve.epoch_sum
+    return None if state.stop_reason and not last else curve.epoch_sum
 
 
 # --- the phases
