@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -134,10 +135,12 @@ def test_publish_reads_the_experiment_commit(tmp_path, monkeypatch, params, caps
 
 def test_a_published_run_is_reused_only_with_the_same_params_code_and_data(tmp_path, params):
     own = preset_params(PRESETS, "gru_max", params)
-    record = records.build_record(
-        "gru_max", apply_overrides(params, own), _metrics(), _csv(), VAL_TSV, "a" * 40, "b" * 40
-    )
-    records.write_record(record, _csv(), tmp_path)
+    seed100 = {**own, "train.seed": 100}
+    for name, overrides in (("gru_max", own), ("gru_max-s100", seed100)):
+        record = records.build_record(
+            name, apply_overrides(params, overrides), _metrics(), _csv(), VAL_TSV, "a", "b"
+        )
+        records.write_record(record, _csv(), tmp_path)
     published = records.load_records(tmp_path)
     asked = []
 
@@ -148,14 +151,15 @@ def test_a_published_run_is_reused_only_with_the_same_params_code_and_data(tmp_p
     def done(wanted, code="c0de", digest=digest):
         return set(published_done(wanted, params, published, code, digest))
 
-    assert done({"gru_max": own}) == {"gru_max"}
-    assert asked == [params["data"]["local_dir"]]  # the rows' digest, computed once
+    assert done({"gru_max": own, "gru_max-s100": seed100}) == {"gru_max", "gru_max-s100"}
+    assert asked == [params["data"]["local_dir"]]  # the rows' digest, read once per source
     assert done({"gru_max": own}, code="0ther") == set()  # other code
     assert done({"gru_max": own}, digest=lambda p: "0ther") == set()  # other rows
     assert done({"gru_max": own}, digest=lambda p: None) == set()  # rows unknown
     for key, value in (("train.lr", 0.002), ("train.seed", 100), ("data.local_dir", "x")):
         assert done({"gru_max": {**own, key: value}}) == set(), key  # any other param
     assert done({"gru_max-s100": own}) == set()  # another name
+    assert done({"gru_max": seed100}) == set()
     asked.clear()
     assert done({"rnn_max": preset_params(PRESETS, "rnn_max", params)}) == set()
     assert asked == []  # nothing published for it: the rows are not even read
@@ -214,6 +218,9 @@ def test_the_report_is_rewritten_byte_for_byte_from_the_records_alone(tmp_path, 
     first = {p: (project / "reports" / p).read_bytes() for p in ("ladder.md", "ladder_val_acc.svg")}
     _ladder(project, "--report-only")
     assert {p: (project / "reports" / p).read_bytes() for p in first} == first
+    svg = first["ladder_val_acc.svg"].decode()  # every run's curve, from its record
+    ElementTree.fromstring(svg)  # well-formed
+    assert svg.count("<polyline") == len(wanted) and "wide_deep-s200</text>" in svg
     report = first["ladder.md"].decode()
     assert "(partial)" not in report and "Not published" not in report
     assert "on the same 200 test rows" in report and "7,600" not in report

@@ -153,8 +153,9 @@ def write_report(
         header += [
             "",
             f"**Not published: {', '.join(unpublished)}** (experiments of the clone that wrote "
-            "this; a clone without them reports without them): `python -m agnews ladder "
-            "--report-only --publish` (with the ladder's --presets/--seeds/--set) publishes them.",
+            "this: a clone without them reports without them). `python -m agnews ladder "
+            "--report-only --publish` publishes those of the ladder's plan (its --presets, "
+            "--seeds and --set).",
         ]
     if not complete:
         other = [n for n in presets if n in runs and not own_params(presets, runs[n], base)]
