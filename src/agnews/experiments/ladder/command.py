@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         "--publish",
         action="store_true",
         help=f"publish each finished run of the plan (--presets/--seeds/--set, every param "
-        f"matching) into {RUNS_DIR.as_posix()}/, for git (README: Working as a team)",
+        f"matching) into {RUNS_DIR.as_posix()}/, for git (README: Published runs)",
     )
     parser.add_argument("--out", type=Path, help="report file (default: see above)")
     parser.add_argument(
