@@ -4,20 +4,23 @@ import numpy as np
 from helpers import ROOT
 
 from agnews.evaluation.predictions import Predictions
-from agnews.experiments.ladder.report import (
+from agnews.experiments.ladder.render import STEPS, paired_lines, report_lines
+from agnews.experiments.ladder.runs import (
+    choose,
+    from_experiment,
     is_complete,
+    merge,
     metric,
-    paired_lines,
-    report_lines,
     seed_groups,
-    split_by_version,
 )
 from agnews.experiments.presets import apply_overrides, full_overrides, load_presets
 
 PRESETS = load_presets(ROOT / "presets.yaml")
 
 
-def _run(params, preset, code="c0de", rows="r0ws", seed=None, **live):
+def _run(params, preset, code="c0de", rows="r0ws", seed=None, name=None, **live):
+    """A finished experiment of `preset` as the report reads it (`dvc exp show`'s metrics by
+    file, where the run's own params put them)."""
     changes = full_overrides(PRESETS, preset, params)
     if seed is not None:
         changes["train.seed"] = seed
@@ -37,7 +40,15 @@ def _run(params, preset, code="c0de", rows="r0ws", seed=None, **live):
         metrics[LIVE]["code_hash"] = code
     if rows is not None:
         metrics[PREP]["raw_digest"] = rows
-    return {"rev": "0" * 40, "params": apply_overrides(params, changes), "metrics": metrics}
+    exp = {"rev": "0" * 40, "params": apply_overrides(params, changes), "metrics": metrics}
+    return from_experiment(name or preset, exp)
+
+
+def _split(runs, params):
+    """(version, table runs, other runs of it, older runs) of runs given by name."""
+    for name, run in runs.items():
+        run["name"] = name
+    return choose(PRESETS, list(runs.values()), params)
 
 
 def _preds(correct_rows, n=100):
@@ -55,10 +66,10 @@ def test_rows_of_other_code_or_data_never_share_the_table(params):
         "gru_mean": _run(params, "gru_mean", rows="0ther"),  # other rows, same folder
         "bilstm": _run(params, "bilstm", code=None),  # made before runs recorded their code
     }
-    current, same, older = split_by_version(PRESETS, runs)
+    current, same, extra, older = _split(runs, params)
     assert current == ("c0de", params["data"]["local_dir"], "r0ws")
-    assert set(same) == {"rnn_max", "gru_max", "tuned"}
-    assert set(older) == {"wide_deep", "gru_mean", "bilstm"}
+    assert set(same) == {"rnn_max", "gru_max", "tuned"} and extra == []
+    assert {r["name"] for r in older} == {"wide_deep", "gru_mean", "bilstm"}
     lines = report_lines(PRESETS, same, params, None, "# t", older, {}, current)
     text = "\n".join(lines)
     table = {line.split("|")[1].strip(" `"): line for line in lines if line.startswith("| `")}
@@ -70,18 +81,18 @@ def test_rows_of_other_code_or_data_never_share_the_table(params):
     # a different data folder is another version too
     moved = _run(params, "rnn_max")
     moved["params"]["data"]["local_dir"] = "elsewhere"
-    assert "rnn_max" in split_by_version(PRESETS, {**runs, "rnn_max": moved})[2]
+    assert moved in _split({**runs, "rnn_max": moved}, params)[3]
 
 
 def test_seed_groups_need_the_same_code_and_data(params):
     runs = {
         "tuned": _run(params, "tuned"),
-        "tuned-s1": _run(params, "tuned", seed=1),
-        "tuned-s2": _run(params, "tuned", seed=2, code="0ther"),
+        "tuned-s100": _run(params, "tuned", seed=100),
+        "tuned-s200": _run(params, "tuned", seed=200, code="0ther"),
         "gru_max": _run(params, "gru_max"),
-        "gru_max-s1": _run(params, "gru_max", seed=1, rows="0ther"),
+        "gru_max-s100": _run(params, "gru_max", seed=100, rows="0ther"),
     }
-    assert seed_groups(runs, PRESETS, params) == {"tuned": ["tuned", "tuned-s1"]}
+    assert seed_groups(runs, PRESETS, params) == {"tuned": ["tuned", "tuned-s100"]}
 
 
 def test_paired_comparisons_read_the_runs_predictions():
@@ -103,6 +114,47 @@ def test_paired_comparisons_read_the_runs_predictions():
     assert "| `wide_deep` | SVM | +35.00 (" in peer_row  # the peer best on validation
     missing = next(line for line in lines if line.startswith("| GRU -> bidirectional LSTM"))
     assert "no predictions: bilstm" in missing
+    text = " ".join(lines)
+    # the rows counted from the predictions (never a number written into the code), what the
+    # intervals cover, and how many comparisons were made of how many steps
+    assert "on the same 100 test rows" in text and "7,600" not in text
+    assert "cover the sampling of the test rows only, not the training seed" in text
+    assert f"3 comparisons of {len(STEPS)} steps are made" in text
+
+
+def test_the_row_count_is_the_predictions_own():
+    lines = paired_lines({"rnn_max": _preds(range(80), n=120), "gru_max": _preds([], n=120)}, {})
+    assert "on the same 120 test rows" in " ".join(lines)
+    assert f"1 comparison of {len(STEPS)} steps is made" in " ".join(lines)
+
+
+def test_seed_repeats_are_shown_as_mean_and_sd(params):
+    runs = {
+        "wide_deep": _run(params, "wide_deep"),
+        "wide_deep-s100": _run(params, "wide_deep", seed=100),
+        "wide_deep-s200": _run(params, "wide_deep", seed=200),
+    }
+    runs["wide_deep-s100"]["metrics"]["test"] = {"accuracy": 0.90, "macro_f1": 0.90}
+    runs["wide_deep-s200"]["metrics"]["test"] = {"accuracy": 0.91, "macro_f1": 0.91}
+    current, same, _, older = _split(runs, params)
+    text = "\n".join(report_lines(PRESETS, same, params, None, "# t", older, None, current))
+    row = next(line for line in text.splitlines() if line.startswith("| `wide_deep` | 3 ("))
+    # test: 0.89, 0.90, 0.91 -> 90.00 ± 1.00 (sample sd); seeds as the runs recorded them
+    assert "| 3 (53, 100, 200) | wide_deep, wide_deep-s100, wide_deep-s200 |" in row
+    assert "| 90.00 ± 1.00 |" in row and "## Other runs" not in text
+
+
+def test_the_table_takes_the_presets_own_params_then_a_published_run(params):
+    quick = _run(params, "gru_max")
+    quick["params"]["train"]["epochs"] = 1
+    own = _run(params, "gru_max")
+    _, table, extra, _ = choose(PRESETS, [quick, own], params)
+    assert table["gru_max"] is own and extra == [quick]
+    # a published run and the experiment it was published from are one run: the record's
+    record = {**own, "source": "record", "record": "reports/runs/gru_max.json"}
+    runs, unpublished = merge([record], [own, quick])
+    assert runs == [record, quick] and unpublished == ["gru_max"]  # quick is not published
+    assert choose(PRESETS, runs, params)[1]["gru_max"] is record
 
 
 def test_runs_scored_on_other_rows_are_not_compared():
@@ -121,7 +173,6 @@ def test_metrics_are_found_where_each_run_put_them(params):
     }
     moved = {**params, "paths": {**params["paths"], **paths}}
     run = _run(moved, "rnn_max")
-    assert set(run["metrics"]) == {"out/t.json", "live/metrics.json", "out/p.json"}
     assert metric(run, "test")["accuracy"] == 0.89 and metric(run, "live")["best_val_acc"] == 0.9
     assert metric(run, "prepare")["raw_digest"] == "r0ws"
 

@@ -14,7 +14,7 @@ def test_peers_score_the_pipelines_rows(tmp_path, params, prepared_dir):
     import yaml
 
     from agnews.data.shards import load_shard
-    from agnews.evaluation.predictions import read_predictions
+    from agnews.experiments.ladder.records import read_predictions_file as read_predictions
 
     download("unused", str(SAMPLE_DIR), tmp_path / "raw")
     params["paths"]["raw_dir"] = str(tmp_path / "raw")
@@ -44,6 +44,7 @@ def test_peers_score_the_pipelines_rows(tmp_path, params, prepared_dir):
         # per-row test predictions in the evaluate stage's format and test order
         p = read_predictions(out.parent / peer["predictions"])
         assert peer["predictions"].startswith("reports/peers/")
+        assert peer["predictions"].endswith(".csv.gz") and 0 <= peer["test_ece"] <= 1
         assert p.labels.tolist() == load_shard(prepared_dir / "test.npz").labels.tolist()
         assert round(p.accuracy, 6) == peer["test_acc"], peer
         top2 = np.sort(p.probs, axis=1)[:, -2:]  # the predicted class is the most probable,
@@ -89,7 +90,7 @@ def test_peers_write_the_raw_row_numbers_prepare_recorded(tmp_path):
     import numpy as np
 
     from agnews.data.prepare import Splits
-    from agnews.evaluation.predictions import read_predictions
+    from agnews.experiments.ladder.records import read_predictions_file
     from agnews.experiments.peers import score_peers
 
     class Constant:
@@ -108,4 +109,4 @@ def test_peers_write_the_raw_row_numbers_prepare_recorded(tmp_path):
         {s: [["a"]] * 4 for s in labels}, {s: ["a"] * 4 for s in labels}, labels, rows, {}
     )
     score_peers(splits, {"zero": ("text", Constant)}, tmp_path)
-    assert read_predictions(tmp_path / "zero.csv").rows.tolist() == [0, 2, 3, 7]
+    assert read_predictions_file(tmp_path / "zero.csv.gz").rows.tolist() == [0, 2, 3, 7]

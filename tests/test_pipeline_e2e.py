@@ -374,9 +374,48 @@ def test_ladder_queues_runs_reports_and_reuses(project):
     assert threads == dict.fromkeys(("rnn_mean", "gru_cat"), max(1, os.cpu_count() // 2))
     assert (project / "reports" / "ladder_partial_plots" / "index.html").is_file()
 
+    assert (project / "reports" / "ladder_partial_val_acc.svg").is_file()
+    unpublished = next(line for line in report.splitlines() if line.startswith("**Not published"))
+    assert "gru_cat" in unpublished and "rnn_mean" in unpublished
+
     again = _run([*ladder, "--set", "train.epochs=1"], project)
     assert "re-using experiment rnn_mean" in again.stdout
     assert "queued" not in again.stdout
+
+    # publish the finished runs of the plan: a record each, the same bytes when published again
+    quick = [*ladder, "--set", "train.epochs=1", "--report-only", "--publish"]
+    published = _run(quick, project)
+    assert "rnn_mean published: reports/runs/rnn_mean-" in published.stdout, published.stdout
+    runs_dir = project / "reports" / "runs"
+    records = {p.name: p.read_bytes() for p in sorted(runs_dir.iterdir())}
+    assert sorted(p.split("-")[0] + p[p.index(".") :] for p in records) == [
+        "gru_cat.csv.gz", "gru_cat.json", "rnn_mean.csv.gz", "rnn_mean.json",
+    ]  # fmt: skip
+    assert sum(map(len, records.values())) < 2 * 20_000  # 200 test rows here
+    assert "rnn_mean unchanged" in _run(quick, project).stdout
+    assert {p.name: p.read_bytes() for p in sorted(runs_dir.iterdir())} == records
+    report = (project / "reports" / "ladder_partial.md").read_text()
+    unpublished = [line for line in report.splitlines() if line.startswith("**Not published")]
+    assert not any("rnn_mean" in line or "gru_cat" in line for line in unpublished)
+    _run(["git", "add", "reports/runs"], project)
+    _run(["git", "commit", "-qm", "ladder runs"], project)
+    # on the new commit (no experiments of it here) the report comes from the records alone
+    _run([*ladder, "--set", "train.epochs=1", "--report-only"], project)
+    report = (project / "reports" / "ladder_partial.md").read_text()
+    assert "Not published" not in report and "| 1 |" in report
+
+    # a fresh clone (no experiments, no DVC cache) runs nothing of what is published, and
+    # writes the same report from the records alone
+    clone = project.parent / "clone"
+    _run(["git", "clone", "-q", str(project), str(clone)], project.parent)
+    fresh = _run([*ladder, "--set", "train.epochs=1"], clone)
+    assert "re-using published run rnn_mean" in fresh.stdout
+    assert "re-using published run gru_cat" in fresh.stdout
+    assert "queued" not in fresh.stdout
+    assert not {"rnn_mean", "gru_cat"} & _queue_names(clone)
+    assert (clone / "reports" / "ladder_partial.md").read_text() == report
+    svg = "ladder_partial_val_acc.svg"
+    assert (clone / "reports" / svg).read_bytes() == (project / "reports" / svg).read_bytes()
 
     # a run that fails (its data folder does not exist) makes the ladder exit 1, naming it
     failed = _run(

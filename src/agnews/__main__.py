@@ -18,7 +18,7 @@ import sys
 
 COMMANDS = {
     "presets": "agnews.experiments.presets",
-    "ladder": "agnews.experiments.ladder.cli",
+    "ladder": "agnews.experiments.ladder.command",
     "compare": "agnews.experiments.compare",
     "peers": "agnews.experiments.peers",
     "predict": "agnews.serving.predict",

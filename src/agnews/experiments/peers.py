@@ -11,10 +11,17 @@ numbers sit beside `dvc exp show`'s in reports/ladder.md. The TF-IDF peers read 
 with scikit-learn's own tokenizer (its defaults, sublinear tf), at the C the issue's peer
 figures used (0.5) and at the C best on validation; fastText reads our tokens. Each peer is
 fitted on the train rows only and scored on validation and test (macro-F1 on test too); the
-JSON lists them with their settings and fit times, and each peer's per-row test predictions go
-to `--predictions DIR/<peer>.csv` in the evaluate stage's format (agnews.evaluation.predictions),
-so the
-ladder report compares them with the RNNs row by row. Their probabilities: logistic
+JSON lists them with their settings, fit times and test ECE (of the probabilities below), and
+each peer's per-row test predictions go to `--predictions DIR/<peer>.csv.gz`, the evaluate
+stage's CSV (agnews.evaluation.predictions) gzip'd as a published run's are
+(agnews.experiments.ladder.records), so the ladder report compares them with the RNNs row by
+row.
+
+Published as they are written: reports/peers.json and reports/peers/*.csv.gz are meant for git,
+like the ladder's runs in reports/runs/. The JSON records what a published run does: the rows'
+digest (`data.raw_digest`), the commit and the code hash (`code_hash`, agnews.provenance: the
+prepare code that made the splits) they ran on, the peers' own code's digest (`peers_code`),
+and the machine. Their probabilities: logistic
 regression's own, fastText's own (softmax), and for LinearSVC, which has none, the softmax of
 its decision scores (its ranking, not calibrated probabilities).
 """
@@ -22,10 +29,12 @@ its decision scores (its ranking, not calibrated probabilities).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,10 +50,12 @@ from agnews.atomic import write_json
 from agnews.config import load_params
 from agnews.data.prepare import Splits, split_rows
 from agnews.errors import AgnewsError
-from agnews.evaluation.predictions import write_predictions
+from agnews.evaluation.analysis import expected_calibration_error
+from agnews.evaluation.predictions import predictions_csv
 from agnews.evaluation.scoring import classification_metrics
+from agnews.experiments.ladder.records import write_gzip
 from agnews.model.inference import probabilities as softmax
-from agnews.provenance import raw_digest
+from agnews.provenance import code_hash, raw_digest
 
 C_GRID = (0.1, 0.3, 0.5, 1.0, 3.0, 10.0, 30.0)  # searched on validation for the "best C" peers
 
@@ -197,10 +208,12 @@ def score_peers(
     splits: Splits,
     peers: dict[str, tuple[str, Callable[[], Any]]],
     predictions_dir: str | Path | None = None,
+    ece_bins: int = 15,
 ) -> list[dict[str, Any]]:
     """Fit each peer on train, score it on validation and test. `peers`: name -> (input, factory)
-    with input "text" (the raw texts) or "tokens" (our tokens joined by spaces). With
-    `predictions_dir`, each peer's test predictions go to `<predictions_dir>/<slug>.csv`."""
+        with input "text" (the raw texts) or "tokens" (our tokens joined by spaces). With
+        `predictions_dir`, each peer's test predictions go to `<predictions_dir>/<slug>.csv.gz`
+    and its test ECE (`ece_bins` bins) into its entry."""
     inputs = {
         "text": splits.texts,
         "tokens": {split: [" ".join(t) for t in toks] for split, toks in splits.tokens.items()},
@@ -233,11 +246,14 @@ def score_peers(
             }
         )
         if predictions_dir is not None:
-            path = Path(predictions_dir) / f"{slug(name)}.csv"
+            path = Path(predictions_dir) / f"{slug(name)}.csv.gz"
             probs = probabilities(model, docs["test"])  # (N, 4)
-            write_predictions(
-                path, splits.labels["test"], np.asarray(test), probs, splits.rows["test"]
-            )
+            labels = splits.labels["test"]
+            ece = expected_calibration_error(probs, labels, ece_bins)
+            results[-1]["test_ece"] = round(ece, 6)
+            text = predictions_csv(labels, np.asarray(test), probs, splits.rows["test"])
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            write_gzip(path, text.encode("utf-8"))
             results[-1]["predictions"] = path.as_posix()
         print(
             f"{name}: val {results[-1]['val_acc']:.4f}, test {scores['accuracy']:.4f}, "
@@ -245,6 +261,24 @@ def score_peers(
             flush=True,
         )
     return results
+
+
+def head_commit() -> str | None:
+    """The commit the peers ran on (None outside git)."""
+    proc = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
+    return proc.stdout.strip() or None
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name (/proc/cpuinfo; None where there is none)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return platform.processor() or None
+    names = [
+        line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")
+    ]
+    return names[0] if names else platform.processor() or None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -258,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--predictions",
         default="reports/peers",
-        help="folder for each peer's per-row test predictions, <peer>.csv (default: %(default)s)",
+        help="folder for each peer's per-row test predictions, <peer>.csv.gz "
+        "(default: %(default)s)",
     )
     args = parser.parse_args(argv)
     try:
@@ -275,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
             ) from None
         if not args.no_fasttext:
             peers |= {n: ("tokens", f) for n, f in _fasttext_peers().items()}
-        results = score_peers(splits, peers, args.predictions)
+        results = score_peers(splits, peers, args.predictions, cfg.evaluate.ece_bins)
         for peer in results:  # relative to the JSON's folder, as the ladder report reads it
             if "predictions" in peer:  # not for a peer whose fit diverged
                 peer["predictions"] = Path(
@@ -295,7 +330,11 @@ def main(argv: list[str] | None = None) -> int:
                 "rows": {s: len(v) for s, v in splits.labels.items()},
                 "prepare": {"val_size": p.val_size, "seed": p.seed},
             },
+            "commit": head_commit(),
+            "code_hash": code_hash(Path.cwd()),
+            "peers_code": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12],
             "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores",
+            "cpu_model": cpu_model(),
             "peers": results,
         },
     )

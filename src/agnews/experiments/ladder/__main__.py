@@ -1,7 +1,7 @@
-"""`python -m agnews ladder`: see agnews.experiments.ladder.cli."""
+"""`python -m agnews ladder`: see agnews.experiments.ladder.command."""
 
 import sys
 
-from agnews.experiments.ladder.cli import main
+from agnews.experiments.ladder.command import main
 
 sys.exit(main())

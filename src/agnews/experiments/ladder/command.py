@@ -1,4 +1,5 @@
-"""`python -m agnews ladder`: plan the runs, run them on the chosen backend, write the report."""
+"""`python -m agnews ladder`: plan the runs, drop those published already, run the rest on the
+chosen backend, publish the finished ones (`--publish`), write the report."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import agnews.experiments.ladder
 from agnews.errors import AgnewsError, ConfigError
 from agnews.experiments.ladder.local import queue_ladder, run_queue
 from agnews.experiments.ladder.plan import parse_grid, wanted_params
+from agnews.experiments.ladder.publish import experiment_runs, publish, still_to_run_here
+from agnews.experiments.ladder.records import RUNS_DIR, load_records
 from agnews.experiments.ladder.report import write_report
+from agnews.experiments.ladder.runs import wanted_runs
 from agnews.experiments.presets import committed_params, load_presets
 
 
@@ -36,7 +40,18 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated train.seed values: one run per preset and seed, reported as "
         "mean and standard deviation (e.g. 53,1,2)",
     )
-    parser.add_argument("--report-only", action="store_true", help="only rewrite the report")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing, only rewrite the report (from reports/runs/ and this clone's "
+        "experiments; a clone with the published runs alone gives the same bytes)",
+    )
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help=f"publish each finished run of the plan (--presets/--seeds/--set, every param "
+        f"matching) into {RUNS_DIR.as_posix()}/, for git (README: Published runs)",
+    )
     parser.add_argument("--out", type=Path, help="report file (default: see above)")
     parser.add_argument(
         "--rev", help="with --report-only: report the experiments of this commit (default HEAD)"
@@ -73,18 +88,24 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             if name not in presets:
                 raise ConfigError(f"unknown preset {name!r}; valid presets: {', '.join(presets)}")
+        base = committed_params("params.yaml")
+        seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else None
+        wanted = wanted_params(names, presets, base, {}, seeds, grid=parse_grid(args.set))
         if not args.report_only:
-            base = committed_params("params.yaml")
-            seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else None
-            wanted = wanted_params(names, presets, base, {}, seeds, grid=parse_grid(args.set))
-            if args.ray:
+            todo = still_to_run_here(wanted, base, load_records())
+            if todo and args.ray:
                 from agnews.experiments.ladder.cluster import run_on_ray
 
-                failed = run_on_ray(wanted, args.ray, args.git_remote, args.cpus_per_run)
-            else:
-                queued = queue_ladder(wanted)
+                failed = run_on_ray(todo, args.ray, args.git_remote, args.cpus_per_run)
+            elif todo:
+                queued = queue_ladder(todo)
                 if queued:
                     failed = run_queue(queued, args.jobs)
+        if args.publish:
+            finished = wanted_runs(experiment_runs(args.rev, args.commits), wanted, base)
+            publish(finished)
+            if not finished:
+                print("ladder: no finished experiment of the plan to publish")
         report = write_report(presets, args.out, rev=args.rev, commits=args.commits)
     except AgnewsError as exc:
         print(f"error: {exc}", file=sys.stderr)
