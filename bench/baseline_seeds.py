@@ -9,7 +9,12 @@ does, so `./run.sh`'s last line uses this spread to say whether a user's differe
 Each seed trains the committed params.yaml's baseline (train.seed replaced, 2 torch threads as
 published unless --threads) and is scored once on test through evaluate's own path; the JSON
 holds every seed's validation and test accuracy, their mean, standard deviation and range, the
-threads and the CPU. A measurement, not a test: nothing is asserted.
+threads and the CPU. On a shared machine, run seeds in separate processes (one thread each)
+and join their JSON files:
+
+    python bench/baseline_seeds.py --combine a.json b.json --out reports/baseline_seeds.json
+
+A measurement, not a test: nothing is asserted.
 """
 
 from __future__ import annotations
@@ -40,15 +45,41 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
+def combine(paths: list[str], out: str | None) -> None:
+    """One JSON of several runs' outputs (same params, threads and CPU): the runs joined, the
+    summaries recomputed over all of them."""
+    parts = [json.loads(Path(p).read_text(encoding="utf-8")) for p in paths]
+    keys = ("threads", "torch", "cpu_capability")
+    if any(tuple(p[k] for k in keys) != tuple(parts[0][k] for k in keys) for p in parts):
+        raise SystemExit(f"error: {paths}: made with other threads, torch or CPU")
+    runs = sorted((r for p in parts for r in p["runs"]), key=lambda r: r["seed"])
+    result = {
+        **parts[0],
+        "command": " ; ".join(p["command"] for p in parts),
+        "runs": runs,
+        "test_acc": summary([r["test_acc"] for r in runs]),
+        "val_acc": summary([r["val_acc"] for r in runs]),
+    }
+    print(json.dumps({k: result[k] for k in ("test_acc", "val_acc")}))
+    if out:
+        write_json(out, result)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="prepare's folder (paths.prepared_dir)")
-    parser.add_argument("--raw", required=True, help="download's folder (paths.raw_dir)")
+    parser.add_argument("--data", help="prepare's folder (paths.prepared_dir)")
+    parser.add_argument("--raw", help="download's folder (paths.raw_dir)")
+    parser.add_argument("--combine", nargs="+", metavar="JSON", help="join earlier outputs")
     parser.add_argument("--seeds", default="53,1,2,3,4", help="comma-separated train.seed values")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (published: 2)")
     parser.add_argument("--out", help="write the JSON here too")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
+    if args.combine:
+        combine(args.combine, args.out)
+        return
+    if not (args.data and args.raw):
+        parser.error("--data and --raw are needed (or --combine)")
     torch.set_num_threads(args.threads)
     base = apply_overrides(committed_params("params.yaml"), parse_sets(args.set))
     runs = []
