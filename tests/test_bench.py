@@ -21,6 +21,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
 
 import pytest
 import yaml
@@ -44,17 +45,19 @@ def set_args(sets: list[str]) -> list[str]:
 
 
 def run_bench(*argv: str, timeout: int = 300) -> str:
-    """Run `python bench/...` (or `python -c ...`) from the root; its stdout; fails on exit != 0."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [sys.executable, *argv],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    """Run `python bench/...` (or `python -c ...`) from the root; its stdout; fails on exit != 0.
+    The temporary folders a bench makes for itself go into one removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="test-bench-") as tmp:
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+        done = subprocess.run(
+            [sys.executable, *argv],
+            cwd=ROOT,
+            env={**env, "TMPDIR": tmp},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
     assert done.returncode == 0, (
         f"{argv[:2]} exited {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
     )
