@@ -3,7 +3,7 @@ only the seed (the initial weights and the batch order) changes, on the same dat
 thread count. A run on another CPU differs from the published one the same way a new seed
 does, so `./run.sh`'s last line uses this spread to say whether a user's difference is noise.
 
-    python bench/baseline_seeds.py --data data/prepared --raw data/raw --seeds 53,1,2,3,4 \
+    python bench/baseline_seeds.py --data data/prepared --raw data/raw --seeds 53,1,2,3,4 \\
         --out reports/baseline_seeds.json                  # after `dvc repro prepare`
 
 Each seed trains the committed params.yaml's baseline (train.seed replaced, 2 torch threads as

@@ -20,9 +20,9 @@ in float32 anyway).
 Accuracy (--accuracy): each preset is trained from each seed twice, train.amp off and on, on
 the same first --steps batches' worth of training rows (a seeded subset of prepare's train
 shard, so an epoch is --steps steps) for --epochs, and the best validation accuracies and
-their paired differences are printed. On a CPU without native bf16 the bf16 arm is forced (and
-emulated): the accuracy effect is the same, the time is not. Validation only; a measurement
-script, not a test.
+their paired differences are printed (`--set key=value` overrides the presets' params: tiny
+sizes for a test, say). On a CPU without native bf16 the bf16 arm is forced (and emulated): the
+accuracy effect is the same, the time is not. Validation only; a measurement script, not a test.
 """
 
 from __future__ import annotations
@@ -141,8 +141,13 @@ def subset_data(data_dir: Path, rows: int, seed: int, work: Path) -> Path:
 
 
 def accuracy(args: argparse.Namespace) -> None:
-    from agnews.config import load_yaml
-    from agnews.experiments.presets import load_presets, preset_config
+    from agnews.config import config_from_dict, load_yaml
+    from agnews.experiments.presets import (
+        apply_overrides,
+        full_overrides,
+        load_presets,
+        parse_sets,
+    )
     from agnews.model.training import train_model
 
     if not runtime.bf16_native():  # emulated bf16: the same numbers, only slower
@@ -154,7 +159,8 @@ def accuracy(args: argparse.Namespace) -> None:
     print("| preset | seed | fp32 val % | bf16 val % | bf16 - fp32 | fp32 s | bf16 s |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for preset in args.presets.split(","):
-        cfg = preset_config(presets, preset, base)
+        overrides = {**full_overrides(presets, preset, base), **parse_sets(args.set, "--set")}
+        cfg = config_from_dict(apply_overrides(base, overrides))
         diffs = []
         for seed in [int(s) for s in args.seeds.split(",")]:
             rows = args.steps * cfg.train.batch_size
@@ -202,6 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=200, help="training steps per epoch")
     parser.add_argument("--epochs", type=int, default=0, help="0: each preset's own")
     parser.add_argument("--work", default="", help="scratch folder (default: a temporary one)")
+    parser.add_argument("--set", action="append", default=[], help="param override k=v")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(supports())

@@ -8,10 +8,9 @@ schedule over the maximum epochs, same batches: tests/test_training.py checks it
 keeps and what it saves follow from the full run's validation curve: it stops after the
 `patience`-th validation pass in a row without a new best, and keeps the best pass so far.
 This reads the curves of the runs in reports/ladder_older_code_plots/index.html (the "Validation
-accuracy" plot that `python -m agnews ladder` writes with `dvc plots diff`; an
-ensemble's
-members follow one another there) and their training seconds from reports/ladder_older_code.md, and
-prints, per run, the best validation accuracy kept with and without early stopping (paired:
+accuracy" plot that `python -m agnews ladder` writes with `dvc plots diff`; an ensemble's
+members follow one another there) and their training seconds from reports/ladder_older_code.md,
+and prints, per run, the best validation accuracy kept with and without early stopping (paired:
 the same run), where it stops, and the training time it saves (the run's time in proportion
 to the validation passes it still makes). A measurement, not a test.
 """

@@ -1,13 +1,12 @@
 """Time the whole ladder's compute: every preset at its own (the notebook's) epochs, in one
 process, without DVC, on one device.
 
-    python bench/ladder_time.py --data-dir data/external/ag_news_58k [--presets a,b] [--set k=v]
+    python bench/ladder_time.py --data-dir corpus/ag_news_58k [--presets a,b] [--set k=v]
 
-What `python -m agnews ladder` runs as DVC experiments, minus DVC's bookkeeping and
-process
+What `python -m agnews ladder` runs as DVC experiments, minus DVC's bookkeeping and process
 start-ups: the data is read and prepared once per distinct `prepare` setting (as the pipeline's
-run cache would), then each preset trains with the library's own `train_model`, with
-no test scoring (validation only). Prints one row per preset (train seconds, wall seconds,
+run cache would), then each preset trains with the library's own `train_model`, with no test
+scoring (validation only). Prints one row per preset (train seconds, wall seconds,
 samples/s, best validation accuracy) and the total. It is the script for the speed
 issue's "whole ladder on one GPU" figure (bench/cuda.sh runs it); on a CPU it takes hours.
 Nothing is asserted: a measurement, not a test.
@@ -53,7 +52,7 @@ def main() -> None:
     print(f"device {torch.cuda.get_device_name() if device == 'cuda' else 'cpu'}, torch "
           f"{torch.__version__}, {torch.get_num_threads()} CPU threads")  # fmt: skip
     print("| preset | epochs | train s | wall s | samples/s | best val |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|")
     prepared: dict[str, Path] = {}
     total_train = 0.0
     for name in names:

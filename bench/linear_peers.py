@@ -1,11 +1,10 @@
 """Linear peers on exactly our split: TF-IDF uni+bigrams with a linear SVM and logistic regression.
 
-    pip install scikit-learn    # not a project dependency: only this script needs it
+    pip install -e '.[peers]'   # scikit-learn: an optional extra, not needed by the pipeline
     python bench/linear_peers.py --data-dir ../shared/data/ag_news
 
 Same tokens (agnews.data.text), same stratified validation split (prepare.val_size, prepare.seed
-from
-params.yaml) as the pipeline, so the validation and test accuracies printed here compare
+from params.yaml) as the pipeline, so the validation and test accuracies printed here compare
 directly with `dvc exp show`. Each model is fitted on the train split (scored on validation and
 test) and, like the issue's peer figures, on all train rows (scored on test). Prints a table;
 nothing is asserted.

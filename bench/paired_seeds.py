@@ -8,8 +8,7 @@ Each checkout trains with its own src/, params.yaml and presets.yaml (a subproce
 torch thread), on data prepared once per `prepare` setting by the `--after` checkout (prepare
 is unchanged by the changes this compares; the shards are a plain format both read). Prints one
 line per run and, per preset, the mean validation accuracy before and after and the mean and
-standard
-deviation of the paired differences. A measurement, not a test: nothing is asserted.
+standard deviation of the paired differences. A measurement, not a test: nothing is asserted.
 """
 
 from __future__ import annotations

@@ -1,13 +1,16 @@
 """Random search around a preset, in one process (fast on a GPU), ranked by validation accuracy.
 
     python bench/random_search.py --data-dir ../shared/data/ag_news --preset tuned --runs 24
+    python bench/random_search.py --data-dir tests/fixtures/ag_news_sample --runs 1 \\
+        --set model.hidden_size=8 --set train.epochs=1     # tiny: the test suite's run
 
 Each run is the preset with one random value per grid key (GRID below) and a random seed,
 trained with the library's own prepare/train/evaluate functions on the split the pipeline uses.
 Prints one JSON line per run (params, best validation accuracy, seconds) and then the runs
-sorted by validation accuracy. Validation only: a search never looks at the test split (it is
-scored once, by the pick's own `dvc exp run`). These are not DVC experiments: confirm a pick
-with `dvc exp run` before reporting it.
+sorted by validation accuracy. `--set key=value` fixes a value in every run, over the preset and
+the grid's draw (the draws themselves stay the same). Validation only: a search never looks at
+the test split (it is scored once, by the pick's own `dvc exp run`). These are not DVC
+experiments: confirm a pick with `dvc exp run` before reporting it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import torch
 from agnews.config import config_from_dict, load_yaml
 from agnews.data.prepare import prepare_dataset
 from agnews.data.raw import download
+from agnews.experiments.ladder.plan import parse_sets
 from agnews.experiments.presets import apply_overrides, get_preset, load_presets
 from agnews.model.training import train_model
 from agnews.runtime import pick_device
@@ -50,8 +54,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=24)
     parser.add_argument("--seed", type=int, default=0, help="seed of the random draws")
     parser.add_argument("--out", help="also write the JSON lines here")
+    parser.add_argument("--set", action="append", default=[], help="param override k=v, every run")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
+    sets = parse_sets(args.set)
 
     base = load_yaml((ROOT / "params.yaml").read_text())
     preset = get_preset(load_presets(ROOT / "presets.yaml"), args.preset)
@@ -65,6 +71,9 @@ def main() -> None:
         changes = {key: draw.choice(values) for key, values in GRID.items()}
         changes["train.seed"] = draw.randrange(1000)
         changes["train.optimizer"] = "adamw" if changes["train.weight_decay"] else "adam"
+        changes |= sets  # after the draws, so they stay those of a run without --set
+        if "train.weight_decay" in sets and "train.optimizer" not in sets:
+            changes["train.optimizer"] = "adamw" if changes["train.weight_decay"] else "adam"
         cfg = config_from_dict(apply_overrides(base, changes))
         prepared = work / f"prepared-{cfg.prepare.min_count}"
         if not prepared.exists():

@@ -4,6 +4,8 @@ sparse gradients with SparseAdam (train.sparse_ngrams); then validation accuracy
     OMP_NUM_THREADS=1 python bench/sparse_ngrams.py speed --data-dir corpus/ag_news_58k
     OMP_NUM_THREADS=1 python bench/sparse_ngrams.py accuracy --data-dir ../shared/data/ag_news \\
         --seeds 53,54,55 --epochs 3
+    python bench/sparse_ngrams.py speed --data-dir tests/fixtures/ag_news_sample --steps 2 \\
+        --window 1 --set model.hidden_size=8       # tiny sizes (--set, repeatable): the tests' run
 
 `speed` prepares the rows of --data-dir as the wide_deep preset does (uni+bigrams, every one
 kept), builds one wide_deep member per variant from the same seed and trains the three in turn,
@@ -17,6 +19,8 @@ Adam as before and --against (sparse: train.sparse_ngrams; flush: train.flush_de
 --epochs (a maximum, early stopping as params.yaml says), and prints each pair's best
 validation accuracy and the paired differences. Validation only: this checks an
 implementation, it selects nothing. A measurement script, not a test.
+
+Both take `--set key=value` overrides on top of wide_deep's params (tiny sizes for a test, say).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from agnews.config import Config, config_from_dict, load_yaml  # noqa: E402
 from agnews.data.batching import InputSpec, make_batch, train_order  # noqa: E402
+from agnews.experiments.ladder.plan import parse_sets  # noqa: E402
 from agnews.experiments.presets import apply_overrides, full_overrides, load_presets  # noqa: E402
 from agnews.model.optimizers import make_optimizers  # noqa: E402
 from agnews.model.training import load_data, train_model  # noqa: E402
@@ -74,7 +79,7 @@ def speed(args: argparse.Namespace) -> None:
     from agnews.model.classifier import TextClassifier
     from agnews.model.optimizers import clip_grad_norm
 
-    cfg = wide_deep_config({})
+    cfg = wide_deep_config(parse_sets(args.set))
     data_dir = prepared(args.data_dir, cfg, Path(args.work))
     data = load_data(data_dir, with_ngrams=True)
     inputs = InputSpec(data.vocabs.words.pad_id, cfg.train.max_len, cfg.model.fixed_len)
@@ -121,7 +126,7 @@ def speed(args: argparse.Namespace) -> None:
 
 
 def accuracy(args: argparse.Namespace) -> None:
-    sets = {"train.epochs": args.epochs}
+    sets = {"train.epochs": args.epochs, **parse_sets(args.set)}
     cfg = wide_deep_config(sets)
     work = Path(args.work)
     data_dir = prepared(args.data_dir, cfg, work)
@@ -163,7 +168,8 @@ def main() -> None:
     for name in ("speed", "accuracy"):
         p = sub.add_parser(name)
         p.add_argument("--data-dir", required=True, help="folder with AG News CSVs")
-        p.add_argument("--work", default=tempfile.mkdtemp(prefix="agnews-sparse-"))
+        p.add_argument("--work", help="scratch folder (default: a temporary one)")
+        p.add_argument("--set", action="append", default=[], help="param override k=v")
     sub.choices["speed"].add_argument("--steps", type=int, default=1000)
     sub.choices["speed"].add_argument("--window", type=int, default=100)
     sub.choices["accuracy"].add_argument("--seeds", default="53,54,55")
@@ -173,6 +179,7 @@ def main() -> None:
         "--against", choices=("sparse", "flush"), default="sparse", help="the arm beside dense"
     )
     args = parser.parse_args()
+    args.work = args.work or tempfile.mkdtemp(prefix="agnews-sparse-")
     speed(args) if args.what == "speed" else accuracy(args)
 
 

@@ -1,18 +1,21 @@
 """Benchmark: training samples/s of the notebook's data path vs ours, and prepare's docs/s.
 
     python bench/throughput.py --data-dir ../shared/data/ag_news [--batches 150] [--device auto]
+    python bench/throughput.py --data-dir tests/fixtures/ag_news_sample --batches 1 --repeats 1 \\
+        --warmup 1 --size 8 --batch-sizes 32,64          # tiny: the test suite's run
 
 (a) "notebook": a faithful re-implementation of the course notebook's path: `WordDataset`
     lower-cases, strips punctuation and runs nltk `word_tokenize` in `__getitem__` (every epoch),
     `collate_fn_with_padding` pads with Python loops to the longest text of a random batch (max
     256), a shuffling DataLoader feeds the notebook's model (embedding -> nn.RNN/GRU over the
     padded batch -> max pooling over all positions -> head).
-(b) "ours": the prepared shards, length-bucketed batches cut with numpy, packed sequences and
+(b) "ours": the prepared shards, length-bucketed batches cut with numpy, the padded batch with
     padding-blind pooling (agnews.data.batching + agnews.model.classifier), same sizes (embedding
-    and hidden 256,
-    max pooling, one tanh/Linear/dropout head layer).
-Both train with Adam on the same real training rows for `--batches` steps after 5 warm-up steps
-(timed with a CUDA sync on GPU); each figure is the median of `--repeats` interleaved runs.
+    and hidden 256, max pooling, one tanh/Linear/dropout head layer).
+Both train with Adam on the same real training rows, at batch sizes 32 and 256, for `--batches`
+steps after 5 warm-up steps (timed with a CUDA sync on GPU); each figure is the median of
+`--repeats` interleaved runs. `--size`, `--batch-sizes` and `--warmup` change those defaults
+(for a tiny run: the figures then say nothing about the real sizes).
 Then tokenization throughput with 1 and 2 worker processes. Prints tables; nothing is asserted
 (this is a measurement, not a test).
 """
@@ -108,9 +111,9 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def bench_notebook(examples, word2ind, cell, batch_size, n_batches, device):
+def bench_notebook(examples, word2ind, cell, size, batch_size, n_batches, warmup, device):
     torch.manual_seed(0)
-    model = NotebookModel(cell, 256, len(word2ind)).to(device)
+    model = NotebookModel(cell, size, len(word2ind)).to(device)
     optimizer = torch.optim.Adam(model.parameters())
     criterion = nn.CrossEntropyLoss()  # (the notebook's ignore_index=pad_id is a bug; no cost)
     loader = DataLoader(
@@ -122,24 +125,29 @@ def bench_notebook(examples, word2ind, cell, batch_size, n_batches, device):
     model.train()
     seen, started, tokens, real = 0, None, 0, 0
     for i, batch in enumerate(loader):
-        if i == 5:
+        if i == warmup:
             _sync(device)
             started = time.perf_counter()
         optimizer.zero_grad()
         loss = criterion(model(batch["input_ids"]), batch["label"])
         loss.backward()
         optimizer.step()
-        if i >= 5:
+        if i >= warmup:
             seen += len(batch["label"])
             tokens += batch["input_ids"].numel()
             real += int((batch["input_ids"] != word2ind["<pad>"]).sum())
-        if i == 5 + n_batches - 1:
+        if i == warmup + n_batches - 1:
             break
+    if started is None:
+        raise SystemExit(
+            f"{len(examples)} rows make {len(loader)} batches of {batch_size}: "
+            f"none left to time after {warmup} warm-up steps"
+        )
     _sync(device)
     return seen / (time.perf_counter() - started), tokens / real
 
 
-def bench_ours(shard, vocab, model_cfg, train_cfg, batch_size, n_batches, device):
+def bench_ours(shard, vocab, model_cfg, train_cfg, batch_size, n_batches, warmup, device):
     torch.manual_seed(0)
     inputs = InputSpec(vocab.pad_id, train_cfg.max_len, model_cfg.fixed_len)
     model = TextClassifier(model_cfg, len(vocab), inputs).to(device)
@@ -148,8 +156,8 @@ def bench_ours(shard, vocab, model_cfg, train_cfg, batch_size, n_batches, device
     batches = train_order(shard.lengths, batch_size, rng, True, train_cfg.bucket_chunk)
     model.train()
     seen, started, tokens, real = 0, None, 0, 0
-    for i, index in enumerate(batches[: 5 + n_batches]):
-        if i == 5:
+    for i, index in enumerate(batches[: warmup + n_batches]):
+        if i == warmup:
             _sync(device)
             started = time.perf_counter()
         batch = make_batch(shard, index, inputs).to(device)
@@ -157,7 +165,7 @@ def bench_ours(shard, vocab, model_cfg, train_cfg, batch_size, n_batches, device
         loss = nn.functional.cross_entropy(model.classify(batch), batch.labels)
         loss.backward()
         optimizer.step()
-        if i >= 5:
+        if i >= warmup:
             seen += len(index)
             tokens += batch.ids.numel()
             real += int(batch.lengths.sum())
@@ -191,6 +199,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="measurements; the median is shown")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--size", type=int, default=256, help="embedding and hidden size")
+    parser.add_argument("--batch-sizes", default="32,256", help="comma-separated batch sizes")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps before each timing")
     args = parser.parse_args()
 
     device = pick_device(args.device)
@@ -219,26 +230,23 @@ def main() -> None:
             pooling="max",
             layers=1,
             bidirectional="none",
-            hidden_size=256,
-            embedding_dim=256,
-            head_hidden=256,
+            hidden_size=args.size,
+            embedding_dim=args.size,
+            head_hidden=args.size,
             head_layers=1,
             head_concat_pooled=False,
             fixed_len=None,
         )
-        for batch_size in (32, 256):
+        for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
             nb_runs, our_runs = [], []
             for _ in range(args.repeats):  # interleaved, so drift hits both alike
-                nb_runs.append(
-                    bench_notebook(examples, word2ind, cell, batch_size, args.batches, device)
-                )
-                our_runs.append(
-                    bench_ours(shard, vocab, model_cfg, cfg.train, batch_size, args.batches, device)
-                )
+                timing = (batch_size, args.batches, args.warmup, device)
+                nb_runs.append(bench_notebook(examples, word2ind, cell, args.size, *timing))
+                our_runs.append(bench_ours(shard, vocab, model_cfg, cfg.train, *timing))
             nb, nb_pad = sorted(nb_runs)[len(nb_runs) // 2]
             ours, our_pad = sorted(our_runs)[len(our_runs) // 2]
             print(
-                f"| {cell} 256 | {batch_size} | {nb:,.0f} | {ours:,.0f} | {ours / nb:.1f}x "
+                f"| {cell} {args.size} | {batch_size} | {nb:,.0f} | {ours:,.0f} | {ours / nb:.1f}x "
                 f"| {nb_pad:.2f} (nb) vs {our_pad:.2f} |"
             )
     all_texts = texts + [e.text for e in splits["test"]]
