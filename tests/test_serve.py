@@ -422,6 +422,30 @@ def test_a_pass_waits_for_a_request_still_being_read(gated, trained_model, predi
     assert gated.passes == [["quick sender", "slow sender"]]
 
 
+def test_after_a_shared_pass_the_next_one_waits_for_more_requests(gated, trained_model, predictor):
+    """Concurrent clients (the last pass served several requests): a lone queued request waits
+    (at most --batch-wait-ms) for the next one to come, and they share a pass."""
+    with gated_server(gated, trained_model, batch_wait_ms=30_000) as port:
+        wait_until(lambda: request(port, "GET", "/readyz")[0] == 200, "readiness")
+        gated.passes.clear()
+        gated.gate.clear()
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            first = pool.submit(post, port, {"texts": ["the first"]})
+            wait_until(lambda: len(gated.passes) == 1, "the first pass")
+            pair = [pool.submit(post, port, {"texts": [t]}) for t in ("oil a", "oil b")]
+            wait_until(lambda: queued(port) == 2, "two requests queued")
+            gated.gate.set()
+            assert [f.result()[0] for f in (first, *pair)] == [200, 200, 200]
+            assert len(gated.passes) == 2  # the pair shared the second pass
+            lone = pool.submit(post, port, {"texts": ["lone"]})
+            wait_until(lambda: queued(port) == 1, "the lone request queued")
+            assert len(gated.passes) == 2  # it waits for company
+            status, _, body, _ = post(port, {"texts": ["company"]})
+            assert status == 200 and body["predictions"] == expected(predictor, ["company"])
+            assert lone.result()[2]["predictions"] == expected(predictor, ["lone"])
+    assert gated.passes[2] == ["lone", "company"], gated.passes
+
+
 def test_metrics_count_requests_errors_latency_and_batches(gated, trained_model):
     with gated_server(gated, trained_model) as port:
         wait_until(lambda: request(port, "GET", "/readyz")[0] == 200, "readiness")

@@ -6,11 +6,12 @@ queue in arrival order and hands each batch to one worker thread, which runs the
 event loop keeps reading and answering requests while a pass runs, and only one pass runs at a
 time). A batch holds whole requests, never part of one: requests are added while the batch's
 texts stay within `max_texts` (a single request with more texts than that is a batch of its
-own). Once the first request of a batch is taken, the batcher waits at most `wait_s` for more,
-and stops waiting early when the batch is full or when no other request is on its way (every
-request the service has admitted and is still reading is counted by `arriving`): under load the
-requests that queue while a pass runs form the next batch without any wait. `max_texts=1` turns
-batching off: one request per pass.
+own). Requests that queued while a pass ran form the next batch at once. Beyond those, the
+batcher waits, at most `wait_s`, for the requests the service has admitted and is still reading
+(counted by `arriving`), and for as many requests as the last pass served: concurrent clients
+send their next requests right after their answers, so a pass of 8 requests is followed by one
+that waits for 8, while a lone client's request (the last pass served one) never waits. It stops
+waiting as soon as the batch is full. `max_texts=1` turns batching off: one request per pass.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ class MicroBatcher(Generic[T]):
         self.arriving = 0  # requests admitted and still being read: they may join a batch soon
         self._queue: deque[_Item] = deque()
         self._queued_texts = 0
+        self._last_requests = 0  # requests in the last pass
+        self._gathering: list[_Item] = []  # the next pass's requests, while it waits for more
+        self._gathering_texts = 0
         self._event: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -69,11 +73,12 @@ class MicroBatcher(Generic[T]):
 
     @property
     def queued_requests(self) -> int:
-        return len(self._queue)
+        """Requests waiting for a forward pass (queued, or in the batch being gathered)."""
+        return len(self._queue) + len(self._gathering)
 
     @property
     def queued_texts(self) -> int:
-        return self._queued_texts
+        return self._queued_texts + self._gathering_texts
 
     def start(self) -> None:
         """Start the batching task on the running event loop (and the worker thread)."""
@@ -138,14 +143,20 @@ class MicroBatcher(Generic[T]):
         assert self._event is not None
         loop = asyncio.get_running_loop()
         while True:
-            batch: list[_Item] = []
-            count = self._take(batch, 0)
+            batch = self._gathering = []
+            count = self._gathering_texts = self._take(batch, 0)
             if not batch:
                 self._event.clear()
                 await self._event.wait()
                 continue
             deadline = loop.time() + self.wait_s
-            while count < self.max_texts and self.arriving > 0 and not self._queue:
+            # wait for requests being read, and for as many requests as the last pass served
+            # (concurrent clients send their next ones after their answers)
+            while (
+                count < self.max_texts
+                and (self.arriving > 0 or len(batch) < self._last_requests)
+                and not self._queue
+            ):
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
@@ -153,10 +164,12 @@ class MicroBatcher(Generic[T]):
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(remaining):
                         await self._event.wait()
-                count = self._take(batch, count)
+                count = self._gathering_texts = self._take(batch, count)
             if count < self.max_texts:
                 count = self._take(batch, count)
+            self._gathering, self._gathering_texts = [], 0
             live = [item for item in batch if not item.future.done()]
+            self._last_requests = len(live)
             if not live:
                 continue
             texts = [text for item in live for text in item.texts]
