@@ -11,9 +11,12 @@ holds one keep-alive HTTP/1.1 connection (raw asyncio streams, uvloop when insta
 its next request when the last one is answered. The texts are the corpus' test rows (title and
 description, as the model was trained on), in order.
 
-Printed per run: texts/s, requests/s, p50 and p99 latency, the texts per forward pass (from the
-server's /metrics), the CPU the load generator and the server used (in cores: 1.0 = one core
-busy all the time), the server's RSS before and after, and the count of answers by status.
+First it times the forward pass alone (agnews.serving.predict.Predictor in this process, passes
+of 1, 8 and --batch-texts texts, no HTTP, the server's thread count): the ceiling the service
+cannot pass. Printed per run: texts/s, requests/s, p50 and p99 latency, the texts per forward
+pass (from the server's /metrics), the CPU the load generator and the server used (in cores:
+1.0 = one core busy all the time), the server's RSS before and after, and the count of answers
+by status.
 
 Then an adversarial run on a fresh server (with micro-batching): for --seconds each, a flood of
 texts made of words never seen before (each new word enters the tokenizer's memo), bodies of
@@ -303,6 +306,31 @@ def adversarial_run(server: Server, requests, clients: int, seconds: float) -> d
     }
 
 
+def model_alone(
+    model: str, threads: int, texts: list[str], sizes: tuple[int, ...], seconds: float
+) -> dict[int, float]:
+    """Texts/s of agnews.serving.predict.Predictor alone (what the server's forward pass costs,
+    without HTTP) for passes of each size, each run for `seconds`, after a warm-up."""
+    import torch
+
+    from agnews.serving.predict import Predictor
+
+    torch.set_num_threads(threads)
+    predictor = Predictor(model, "cpu")
+    for i in range(0, 256, 8):
+        predictor.predict(texts[i : i + 8])
+    out = {}
+    for n in dict.fromkeys(sizes):
+        done, i, start = 0, 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            chunk = texts[i : i + n] if i + n <= len(texts) else texts[:n]
+            predictor.predict(chunk)
+            done += n
+            i = (i + n) % len(texts)
+        out[n] = done / (time.perf_counter() - start)
+    return out
+
+
 def flood_requests(count: int, texts: int, words: int, start: int) -> list[tuple[bytes, int]]:
     """Requests of `texts` texts of `words` words each, no word seen before (they carry a
     non-ASCII letter, so each goes through nltk and into the tokenizer's memo)."""
@@ -336,6 +364,11 @@ def main(argv: list[str] | None = None) -> int:
         "(--max-batch-texts 1 --batch-wait-ms 0); default both",
     )
     parser.add_argument("--no-adversarial", action="store_true", help="skip the adversarial run")
+    parser.add_argument(
+        "--no-model-alone",
+        action="store_true",
+        help="skip timing the forward pass alone in this process (the ceiling without HTTP)",
+    )
     parser.add_argument(
         "--server-arg",
         action="append",
@@ -381,6 +414,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{'run':<26} {'texts/s':>8} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'texts/pass':>10} "
         f"{'client CPU':>10} {'server CPU':>10} {'RSS before -> after':>20}  statuses"
     )
+    if not args.no_model_alone:
+        alone = model_alone(args.model, args.threads, texts, (1, 8, k), min(args.seconds, 3.0))
+        results["model_alone_texts_per_s"] = alone
+        print(
+            "the forward pass alone, in this process (no HTTP), texts/s: "
+            + ", ".join(f"{n} a pass: {v:.0f}" for n, v in alone.items())
+        )
     print(header)
     for mode in modes:
         extra = [] if mode == "batching" else ["--max-batch-texts", "1", "--batch-wait-ms", "0"]
