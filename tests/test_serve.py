@@ -550,6 +550,7 @@ def test_the_command_serves_logs_access_and_refuses_a_bad_checkpoint(trained_mod
         assert status == 200 and body["model"] == file_digests(trained_model)["md5"]
         assert body["predictions"][0]["label"] in CLASSES
         assert post(port, {"texts": ["x" * 101]})[0] == 413
+        assert request(port, "GET", "/a%0Aforged%20line")[0] == 404
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -559,3 +560,5 @@ def test_the_command_serves_logs_access_and_refuses_a_bad_checkpoint(trained_mod
     assert any('"POST /predict HTTP/1.1" 413 ' in line for line in access), lines
     assert any('"GET /health HTTP/1.1" 200 ' in line for line in access), lines
     assert not any("Traceback" in line for line in lines), lines
+    assert any('"GET /a\\nforged line HTTP/1.1" 404 ' in line for line in access), lines
+    assert not any(line.startswith("forged") for line in lines), lines

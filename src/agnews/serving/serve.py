@@ -271,7 +271,8 @@ class RequestContext:
                     client[1],
                     rid.decode(),
                     scope["method"],
-                    scope["path"],
+                    # percent-decoded: escape what could break the line (%0A, ...)
+                    scope["path"].encode("unicode_escape").decode("ascii"),
                     scope.get("http_version", "1.1"),
                     state["status"],
                     seconds * 1000,
