@@ -66,7 +66,7 @@ class Limits:
     max_text_chars: int = 10_000  # characters per text (413)
     max_concurrency: int = 64  # /predict requests in flight; one more gets 503 + Retry-After
     request_timeout: float = 30.0  # seconds for one /predict request, else 504
-    batch_wait_ms: float = 2.0  # the longest a batch waits for requests being read
+    batch_wait_ms: float = 2.0  # the longest a forward pass waits for more requests
     max_batch_texts: int = 64  # texts per forward pass (1: one request per pass)
 
 
@@ -522,8 +522,8 @@ def main(argv: list[str] | None = None) -> int:
         "--batch-wait-ms",
         type=float,
         default=d.batch_wait_ms,
-        help="the longest a forward pass waits for requests still being read "
-        "(default %(default)s; 0: never wait)",
+        help="the longest a forward pass waits for more requests: those still being read, and "
+        "as many as the last pass served (default %(default)s; 0: never wait)",
     )
     parser.add_argument(
         "--max-batch-texts",
