@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import shutil
 import statistics
-import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -31,8 +30,9 @@ from agnews.evaluation.predictions import (
     read_predictions,
 )
 from agnews.evaluation.stats import compare
+from agnews.experiments import shell
 from agnews.experiments.compare import flatten, model_label
-from agnews.experiments.ladder.experiments import experiments, matches, run_dvc
+from agnews.experiments.ladder.experiments import experiments, matches
 from agnews.experiments.presets import (
     apply_overrides,
     committed_params,
@@ -138,8 +138,11 @@ def version(run: dict) -> tuple[str | None, str | None, str | None]:
 
 def table_version(presets: dict, runs: dict[str, dict]) -> tuple | None:
     """The version most of the presets' runs share (the first preset's on a tie), among runs
-    that recorded one; None if none did."""
-    versions = [version(runs[n]) for n in presets if n in runs]
+    that recorded one; with no run named after a preset (a grid- or seed-only ladder), the
+    version most of the presets' variants (`<preset>-...`) share; None if none did."""
+    versions = [version(runs[n]) for n in presets if n in runs] or [
+        version(r) for n, r in sorted(runs.items()) if any(n.startswith(f"{p}-") for p in presets)
+    ]
     counts = Counter(v for v in versions if v[0] is not None and v[2] is not None)
     if not counts:
         return None
@@ -387,12 +390,10 @@ def run_predictions(runs: dict[str, dict]) -> dict[str, Predictions]:
     before the evaluate stage wrote them, are left out)."""
     out = {}
     for name, run in runs.items():
-        proc = subprocess.run(
-            ["git", "show", f"{run['rev']}:{run_file(run, 'predictions')}"],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+        path = run_file(run, "predictions")
+        proc = shell.run(["git", "show", f"{run['rev']}:{path}"], check=False)
         if proc.returncode == 0:
-            out[name] = parse_predictions(proc.stdout, f"{name}:{run_file(run, 'predictions')}")
+            out[name] = parse_predictions(proc.stdout, f"{name}:{path}")
     return out
 
 
@@ -431,10 +432,10 @@ def write_report(
     if done:  # the curves only: confusion rows and images of a dozen runs weigh megabytes
         shutil.rmtree(plots_dir, ignore_errors=True)
         try:  # by name, so the legend reads rnn_max, gru_max, ...
-            run_dvc("plots", "diff", *done, "--targets", *PLOT_IDS, "-o", str(plots_dir))
+            shell.dvc("plots", "diff", *done, "--targets", *PLOT_IDS, "-o", str(plots_dir))
         except AgnewsError:  # a name DVC finds on several commits: by revision instead
             revs = [runs[n]["rev"] for n in done]
-            run_dvc("plots", "diff", *revs, "--targets", *PLOT_IDS, "-o", str(plots_dir))
+            shell.dvc("plots", "diff", *revs, "--targets", *PLOT_IDS, "-o", str(plots_dir))
     peers = json.loads(PEERS_FILE.read_text(encoding="utf-8")) if PEERS_FILE.is_file() else None
     peers_note = []
     if peers and (current is None or peers.get("data", {}).get("raw_digest") != current[2]):
@@ -444,12 +445,7 @@ def write_report(
             "digest of them): left out. Rerun `python -m agnews peers` on these rows.",
         ]
         peers = None
-    commit = (
-        rev
-        or subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False
-        ).stdout.strip()
-    )
+    commit = rev or shell.run(["git", "rev-parse", "HEAD"], check=False).stdout.strip()
     missing = [n for n in presets if n not in runs]
     header = "\n".join(
         [
