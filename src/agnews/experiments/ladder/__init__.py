@@ -8,7 +8,9 @@ Each preset of presets.yaml becomes a DVC experiment named after it (`dvc exp ru
 NAME -S ...`, plus every `--set`, all validated before anything is queued), the queue runs with
 `dvc queue start -j JOBS` (a line per finished run; a failed run names its `dvc queue logs`
 command and makes the ladder exit 1), and the report is written from `dvc exp show --json`.
-An experiment that already exists on this commit with the same parameters is re-used.
+An experiment that already exists on this commit with the same parameters is re-used; one of
+the same name and other parameters stops the ladder before anything runs (nothing is deleted)
+unless `--replace` is given.
 
 The report goes to reports/ladder.md only when every preset has a finished run; a ladder over
 a subset (or one with failures) goes to reports/ladder_partial.md, so the complete report is

@@ -65,6 +65,18 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="with --ray on CPU nodes: the CPUs (and torch threads) of each run (default 1)",
     )
+    parser.add_argument(
+        "--gpus-per-run",
+        type=float,
+        help="with --ray: the GPUs of each run (default 1 when the cluster has GPUs, else 0; "
+        "0: every run on CPUs, on every node; 0.5: two runs share a GPU)",
+    )
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace (delete) an existing experiment of the same name and other params, "
+        "here and with --ray on the git remote (without it the ladder stops, naming them)",
+    )
     args = parser.parse_args(argv)
     failed: list[str] = []
     try:
@@ -80,9 +92,12 @@ def main(argv: list[str] | None = None) -> int:
             if args.ray:
                 from agnews.experiments.ladder.cluster import run_on_ray
 
-                failed = run_on_ray(wanted, args.ray, args.git_remote, args.cpus_per_run)
+                failed = run_on_ray(
+                    wanted, args.ray, args.git_remote, args.cpus_per_run, args.gpus_per_run,
+                    args.replace,
+                )  # fmt: skip
             else:
-                queued = queue_ladder(wanted)
+                queued = queue_ladder(wanted, args.replace)
                 if queued:
                     failed = run_queue(queued, args.jobs)
         report = write_report(presets, args.out, rev=args.rev, commits=args.commits)
