@@ -108,70 +108,6 @@ def test_comma_separated_set_values_make_a_grid_named_after_the_key(params):
         parse_grid(["hidden_size=8,12"])
 
 
-def test_a_retried_ray_task_skips_a_run_already_on_the_git_remote(tmp_path, monkeypatch):
-    """A task whose node died after `dvc exp push` is run again by Ray: it must find the
-    experiment's ref on the remote and stop there, not make a second run (no clone, no dvc)."""
-    import subprocess
-    import types
-
-    import agnews.experiments.ladder.cluster as cluster
-
-    origin = tmp_path / "origin.git"
-    subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
-    work = tmp_path / "work"
-    subprocess.run(["git", "init", "-q", str(work)], check=True)
-    ident = ["-c", "user.name=t", "-c", "user.email=t@e"]
-    subprocess.run(
-        ["git", *ident, "commit", "-q", "--allow-empty", "-m", "x"], cwd=work, check=True
-    )
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=work, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    ref = cluster.exp_ref(commit, "done-run")
-    assert ref == f"refs/exps/{commit[:2]}/{commit[2:]}/done-run"
-    subprocess.run(["git", "push", "-q", str(origin), f"HEAD:{ref}"], cwd=work, check=True)
-    context = types.SimpleNamespace(get_node_id=lambda: "abcdef0123")
-    monkeypatch.setitem(
-        sys.modules, "ray", types.SimpleNamespace(get_runtime_context=lambda: context)
-    )
-    monkeypatch.setenv("AGNEWS_RAY_WORKDIR", str(tmp_path / "node"))
-    spec = {"commit": commit, "url": str(origin), "overrides": {}, "threads": 1}
-    result = cluster.run_on_node({**spec, "name": "done-run", "push_cache": False})
-    assert result["status"] == "exists"
-    assert "already on the git remote" in Path(result["log"]).read_text()
-    assert [p.suffix for p in (tmp_path / "node").iterdir()] == [".log"]  # nothing cloned
-
-
-def test_the_cluster_never_gets_a_password_from_the_git_remote_url(tmp_path, monkeypatch):
-    import subprocess
-
-    import pytest
-
-    from agnews.errors import AgnewsError
-    from agnews.experiments.ladder.cluster import remote_url
-
-    monkeypatch.chdir(tmp_path)
-    subprocess.run(["git", "init", "-q"], check=True)
-    (tmp_path / "origin.git").mkdir()
-    subprocess.run(["git", "remote", "add", "local", "origin.git"], check=True)
-    assert remote_url("local") == str(tmp_path / "origin.git")  # absolute for every node
-    subprocess.run(["git", "remote", "add", "user", "https://me@example.com/r.git"], check=True)
-    assert remote_url("user") == "https://me@example.com/r.git"
-    subprocess.run(
-        ["git", "remote", "add", "pw", "https://me:s3cret@example.com/r.git"], check=True
-    )
-    with pytest.raises(AgnewsError, match="password"):
-        remote_url("pw")
-
-
-def test_a_run_takes_a_gpu_when_the_cluster_has_them_else_its_cpus():
-    from agnews.experiments.ladder.cluster import task_resources
-
-    assert task_resources({"CPU": 16.0, "GPU": 4.0}, 2) == {"num_gpus": 1, "num_cpus": 2}
-    assert task_resources({"CPU": 16.0}, 4) == {"num_cpus": 4}
-    assert task_resources({"CPU": 16.0, "GPU": 0.0}, 1) == {"num_cpus": 1}
-
-
 def test_a_run_is_reused_only_if_every_param_matches(params):
     """A preset's run sets every param from the committed params.yaml, so an earlier run of the
     same preset made with another value anywhere (a --set of word dropout, other data) is not
@@ -189,3 +125,129 @@ def test_a_run_is_reused_only_if_every_param_matches(params):
     assert matches(run, want)
     for other in ({"train.word_dropout": 0.1}, {"data.local_dir": "elsewhere"}):
         assert not matches({"params": override(run["params"], other)}, want), other
+
+
+def _exp(params, changes, code="c0de", rows="r0ws"):
+    """An experiments()-shaped run of `params` with `changes`, its metrics where its params
+    put them."""
+    from helpers import override
+
+    run_params = override(params, changes)
+    paths = run_params["paths"]
+    return {
+        "rev": "e" * 40,
+        "params": run_params,
+        "metrics": {
+            f"{paths['train_live_dir']}/metrics.json": {"best_val_acc": 0.9, "code_hash": code},
+            paths["test_metrics"]: {"accuracy": 0.89, "macro_f1": 0.88},
+            paths["prepare_metrics"]: {
+                "rows": {"train": 9, "val": 1, "test": 100},
+                "vocab_size": 5,
+                "raw_digest": rows,
+            },
+        },
+    }
+
+
+def test_an_experiment_of_other_params_is_never_replaced_unasked(params):
+    """A teammate's `tuned` made with another --set: the ladder stops naming it (nothing run,
+    nothing deleted); with --replace it is replaced; the same params are re-used; the same
+    params with outputs missing from the DVC remote are run again."""
+    import pytest
+
+    from agnews.errors import AgnewsError
+    from agnews.experiments.ladder.experiments import plan_runs
+
+    want = {"train.lr": 0.003, "train.epochs": 1}
+    theirs = _exp(params, {"train.lr": 0.01, "train.epochs": 1})
+    ours = _exp(params, want)
+    with pytest.raises(AgnewsError, match=r"--replace") as exc:
+        plan_runs({"tuned": want, "new": want}, {"tuned": theirs}, where="on origin")
+    assert "tuned: train.lr=0.01 (wanted 0.003)" in str(exc.value)
+    assert "on origin" in str(exc.value) and "nothing deleted" in str(exc.value)
+    plan = plan_runs({"tuned": want, "new": want}, {"tuned": theirs}, replace=True)
+    assert plan.run == {"tuned": want, "new": want} and plan.replace == ["tuned"]
+    plan = plan_runs({"tuned": want, "new": want}, {"tuned": ours})
+    assert plan.reuse == ["tuned"] and list(plan.run) == ["new"] and not plan.replace
+    plan = plan_runs({"tuned": want}, {"tuned": ours}, complete=lambda run: False)
+    assert list(plan.run) == ["tuned"] and plan.incomplete == ["tuned"]
+
+
+def test_the_local_queue_deletes_nothing_unless_asked(params, monkeypatch):
+    import pytest
+
+    import agnews.experiments.ladder.local as local
+    from agnews.errors import AgnewsError
+
+    monkeypatch.setattr(local, "experiments", lambda: {"tuned": _exp(params, {"train.lr": 0.01})})
+    calls = []
+    monkeypatch.setattr(local, "dvc", lambda *args: calls.append(args))
+    monkeypatch.setattr(local, "run", lambda *a, **k: None)
+    with pytest.raises(AgnewsError, match=r"tuned: train\.lr=0\.01"):
+        local.queue_ladder({"tuned": {"train.lr": 0.003}})
+    assert calls == []
+    assert local.queue_ladder({"tuned": {"train.lr": 0.003}}, replace=True) == ["tuned"]
+    assert calls[0] == ("exp", "remove", "tuned") and calls[1][:3] == ("exp", "run", "--queue")
+
+
+def test_the_cluster_deletes_nothing_on_the_remote_unless_asked(params, monkeypatch):
+    """Same-named experiments on the git remote: one of other params stops the ladder before
+    Ray starts (it used to be `dvc exp remove -g origin`d); with --replace the task force-pushes
+    over exactly that commit; one of the same params whose outputs are missing from the DVC
+    remote is run again the same way."""
+    import pytest
+
+    import agnews.experiments.ladder.cluster as cluster
+    from agnews.errors import AgnewsError
+
+    theirs = {**_exp(params, {"train.lr": 0.01}), "rev": "a" * 40}
+    ours = {**_exp(params, {"train.lr": 0.003}), "rev": "b" * 40}
+    on_remote = {"tuned": "a" * 40, "rnn_max": "b" * 40}
+    monkeypatch.setattr(cluster, "remote_experiments", lambda remote, commit: on_remote)
+    monkeypatch.setattr(cluster, "experiments", lambda: {"tuned": theirs, "rnn_max": ours})
+    calls = []
+    monkeypatch.setattr(cluster, "dvc", lambda *args: calls.append(args))
+    monkeypatch.setattr(cluster, "outputs_missing_on_remote", lambda rev: ["models/model.pt"])
+    wanted = {"tuned": {"train.lr": 0.003}, "rnn_max": {"train.lr": 0.003}}
+    with pytest.raises(AgnewsError, match="here or on origin"):
+        cluster.plan_on_remote(wanted, "origin", "c" * 40, True, replace=False)
+    assert not [c for c in calls if "remove" in c]
+    todo, replaces = cluster.plan_on_remote(wanted, "origin", "c" * 40, True, replace=True)
+    assert list(todo) == ["tuned", "rnn_max"]
+    assert replaces == {"tuned": "a" * 40, "rnn_max": "b" * 40}
+    assert ("exp", "remove", "tuned") in calls  # the local copy; the remote one is pushed over
+    # the same params and every output on the DVC remote: re-used, nothing run
+    monkeypatch.setattr(cluster, "outputs_missing_on_remote", lambda rev: [])
+    todo, _ = cluster.plan_on_remote(
+        {"rnn_max": {"train.lr": 0.003}}, "origin", "c" * 40, True, False
+    )
+    assert todo == {}
+
+
+def test_a_grid_only_ladder_reports_its_runs_as_current(params):
+    """`--presets rnn_max --set model.hidden_size=16,32` makes no run named after a preset: its
+    runs are the table's version (it said "no finished runs" and listed them as older runs)."""
+    from helpers import ROOT
+
+    from agnews.experiments.ladder.runs import choose, from_experiment
+    from agnews.experiments.presets import load_presets
+
+    presets = load_presets(ROOT / "presets.yaml")
+    runs = [
+        from_experiment("rnn_max-hidden_size16", _exp(params, {"model.hidden_size": 16})),
+        from_experiment("rnn_max-hidden_size32", _exp(params, {"model.hidden_size": 32})),
+        from_experiment("old-run", _exp(params, {"model.hidden_size": 8}, code="0ld")),
+    ]
+    current, table, extra, older = choose(presets, runs, params)
+    assert current == ("c0de", params["data"]["local_dir"], "r0ws")
+    assert set(table) == {"rnn_max-hidden_size16", "rnn_max-hidden_size32"} and not extra
+    assert [r["name"] for r in older] == ["old-run"]
+
+
+def test_compare_keeps_long_experiment_names_whole():
+    from agnews.experiments.compare import Row, render, table_cells
+
+    base = {"model.cell": "rnn", "train.epochs": 1}
+    rows = [Row(f"rnn_max-hidden_size{h}-lr0.001", "done", base, {}, {}) for h in (16, 32)]
+    table = render(table_cells(rows, base), 120, markdown=False)
+    assert "rnn_max-hidden_size16-lr0.001 " in table and "rnn_max-hidden_size32-lr0.001 " in table

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from dataclasses import dataclass
 from typing import Any
 
 from agnews.errors import AgnewsError
+from agnews.experiments.shell import dvc
 
 # shown in their own columns (or not at all: paths and bookkeeping), never under "other changes"
 SHOWN = {
@@ -182,9 +182,11 @@ def _fit(text: str, width: int) -> str:
 
 def render(cells: list[list[str]], width: int, markdown: bool) -> str:
     """Aligned text (or Markdown) no wider than `width`: the fixed columns are capped, the last
-    ("other changes") takes what is left."""
+    ("other changes") takes what is left. Experiment names are never cut (two runs of a grid
+    differ at the end of theirs): a long one widens the table instead."""
     header = [*COLUMNS, "other changes"]
-    caps = [20, 30, 3, 7, 5, 6, 6, 6, 7]
+    longest = max((len(c[0]) for c in cells), default=0)
+    caps = [max(20, longest), 30, 3, 7, 5, 6, 6, 6, 7]
     widths = [
         min(cap, max(len(h), *(len(c[i]) for c in cells)) if cells else len(h))
         for i, (h, cap) in enumerate(zip(header, caps, strict=False))
@@ -211,15 +213,7 @@ def render(cells: list[list[str]], width: int, markdown: bool) -> str:
 
 
 def exp_show(args: list[str]) -> list[dict[str, Any]]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "dvc", "exp", "show", "--json", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise AgnewsError(f"dvc exp show failed: {(proc.stderr or proc.stdout).strip()}")
-    return json.loads(proc.stdout)
+    return json.loads(dvc("exp", "show", "--json", *args))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,7 +34,6 @@ import json
 import os
 import platform
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,6 +52,7 @@ from agnews.errors import AgnewsError
 from agnews.evaluation.analysis import expected_calibration_error
 from agnews.evaluation.predictions import predictions_csv
 from agnews.evaluation.scoring import classification_metrics
+from agnews.experiments import shell
 from agnews.experiments.ladder.records import write_gzip
 from agnews.model.inference import probabilities as softmax
 from agnews.provenance import code_hash, raw_digest
@@ -265,8 +265,10 @@ def score_peers(
 
 def head_commit() -> str | None:
     """The commit the peers ran on (None outside git)."""
-    proc = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
-    return proc.stdout.strip() or None
+    try:
+        return shell.run(["git", "rev-parse", "HEAD"], check=False).stdout.strip() or None
+    except OSError:  # no git
+        return None
 
 
 def cpu_model() -> str | None:

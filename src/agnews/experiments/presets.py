@@ -23,6 +23,7 @@ from typing import Any
 
 from agnews.config import Config, config_from_dict, load_yaml
 from agnews.errors import ConfigError
+from agnews.experiments import shell
 
 PRESETS_FILE = Path("presets.yaml")
 
@@ -156,15 +157,12 @@ def committed_params(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     params = load_yaml(path.read_text(encoding="utf-8"))
     try:
-        text = subprocess.run(
-            ["git", "show", f"HEAD:./{path.name}"],
-            cwd=path.parent,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.CalledProcessError):
+        proc = shell.run(["git", "show", f"HEAD:./{path.name}"], cwd=path.parent, check=False)
+    except OSError:  # no git
         return params
+    if proc.returncode != 0:
+        return params
+    text = proc.stdout
     head = load_yaml(text)
     if not isinstance(params, dict) or not isinstance(head, dict):
         return params

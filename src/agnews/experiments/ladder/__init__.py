@@ -10,7 +10,9 @@ NAME -S ...`, plus every `--set`, all validated before anything is queued), the 
 `dvc queue start -j JOBS` (a line per finished run; a failed run names its `dvc queue logs`
 command and makes the ladder exit 1), and the report is written from the published runs and
 `dvc exp show --json`. A run published in reports/runs/ with the same params, code hash and
-rows digest is not run again, nor is an experiment of this commit with the same params.
+rows digest is not run again, nor is an experiment of this commit with the same params; one of
+the same name and other parameters stops the ladder before anything runs (nothing is deleted)
+unless `--replace` is given.
 
 Published runs (`--publish`): each finished run of the plan becomes a small git-tracked record
 in reports/runs/ (params, metrics, versions, validation curve, per-row test predictions), so

@@ -1,56 +1,68 @@
 """Where the ladder runs, on a Ray cluster: one Ray task per experiment, results through the
 shared git and DVC remotes (the optional extra `[cluster]`: `pip install -e '.[cluster]'`).
 
-The driver (`python -m agnews ladder --ray auto`) checks that HEAD is on the git
-remote, and
-submits one task per run, with `num_gpus=1` when the cluster has GPUs (Ray then sets
-CUDA_VISIBLE_DEVICES for the task) and else `num_cpus=k`, the run getting k torch threads. A task,
-on whichever node Ray picks:
+The driver (`python -m agnews ladder --ray auto`) refuses a git remote URL that carries
+credentials (it would travel to every node and into every log), checks that HEAD is on the git
+remote, settles which runs to make (plan_runs: an experiment already on the git remote with the
+same params is re-used if the DVC remote has its outputs; one of other params stops the ladder
+unless `--replace`), and submits one task per run: `num_gpus` (1 by default when the cluster
+has GPUs; Ray then sets CUDA_VISIBLE_DEVICES) and `num_cpus=k`, the run getting k torch
+threads. A task, on whichever node Ray picks:
 
-1. skips the run if the experiment is already on the git remote (a retry of a task whose node
-   died after pushing: the run is never made twice);
-2. clones the remote at the commit into its own folder (`$AGNEWS_RAY_WORKDIR` on that node, else
-   the temporary folder), takes the node's `.dvc/config.local` from `$AGNEWS_DVC_CONFIG_LOCAL`
-   if set (credentials come from the node: that file or its environment, never the driver);
+1. looks for its experiment on the git remote: there already, with the same params and its
+   outputs on the DVC remote, it stops ("exists": a retry of a task whose node died after
+   pushing is never run twice); there without its outputs (the node died between `dvc exp
+   push`'s ref and its upload), it runs again and replaces it;
+2. fetches the one commit into a fresh folder (`$AGNEWS_RAY_WORKDIR` on that node, else the
+   temporary folder), takes the node's `.dvc/config.local` from `$AGNEWS_DVC_CONFIG_LOCAL` if
+   set (mode 0600; credentials come from the node, never the driver) and uses a DVC cache
+   shared by the node's runs;
 3. `dvc pull`s prepare's outputs when the DVC remote has them (else the run prepares them),
-   runs `dvc exp run -n NAME -S ...` and `dvc exp push`es the experiment (its git ref to the git
-   remote, its outputs to the DVC remote);
-4. returns "done", "exists" or "failed" with its log (kept on the node with the clone of a
-   failed run; a finished run's clone is removed).
+   runs `dvc exp run -n NAME -S ...` and `dvc exp push`es the experiment (its git ref to the
+   git remote, its outputs to the DVC remote);
+4. removes the folder (the credentials with it) and returns "done", "exists" or "failed" with
+   its log, which stays on the node.
 
-A run that fails by itself returns "failed": it is reported once, never retried. A task whose
-worker or node dies is retried by Ray elsewhere (`max_retries`); step 1 makes the retry safe.
-The driver shows a progress bar as runs finish, names each failure with its log, then
-`dvc exp pull`s the experiments so the report is written from `dvc exp show` as with the local
-queue.
+Each step runs in a process group of its own that dies with the task's worker
+(agnews.experiments.shell.run_logged): a killed worker or node leaves no training behind on a
+GPU that Ray hands out again. A run that fails by itself returns "failed": reported once, never
+retried. A task whose worker or node dies is retried by Ray elsewhere (`max_retries`); step 1
+makes the retry safe. The driver shows a progress bar, names each failure with its log, then
+fetches the finished experiments' git refs (`dvc exp pull --no-cache`: the report reads only
+git-tracked files; checkpoints stay on the DVC remote). If the head node dies, the driver
+says which runs finished, fetches those and stops (the runs still going are lost).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from agnews.errors import AgnewsError
-from agnews.experiments.ladder.experiments import run_dvc, still_to_run
+from agnews.experiments.ladder.experiments import (
+    changed_params,
+    experiments,
+    matches,
+    outputs_missing_on_remote,
+    plan_runs,
+)
 from agnews.experiments.presets import overrides_args
+from agnews.experiments.shell import dvc, git, run, run_logged
 
 MAX_RETRIES = 3  # system failures (a dead worker or node) only; a failed run is not retried
 LOG_TAIL = 30  # lines of a failed run's log shown by the driver
-
-
-def _git(*args: str, cwd: str | Path | None = None) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise AgnewsError(f"git {' '.join(args)} failed: {(proc.stderr or proc.stdout).strip()}")
-    return proc.stdout.strip()
+POLL_S = 2.0  # the driver checks the head node this often while it waits
+HEAD_GRACE_S = 10.0  # the head's GCS unreachable this long: the cluster is lost
+# (Ray's driver would kill itself after gcs_rpc_server_reconnect_timeout_s, 60 s by default)
 
 
 def exp_ref(commit: str, name: str) -> str:
@@ -58,27 +70,40 @@ def exp_ref(commit: str, name: str) -> str:
     return f"refs/exps/{commit[:2]}/{commit[2:]}/{name}"
 
 
+def check_url(url: str, git_remote: str) -> None:
+    """Refuse a URL with credentials in it (`https://TOKEN@host/...`, `user:pass@`): it would be
+    in every task's arguments and every node's log. An ssh login name (`ssh://git@host/...`,
+    `git@host:org/repo`) is no secret and is fine. The message never repeats the URL."""
+    if "://" not in url:
+        return  # a path, or scp-like user@host:path (ssh)
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return
+    if parts.scheme in ("ssh", "git+ssh", "ssh+git") and parts.password is None:
+        return
+    raise AgnewsError(
+        f"the URL of git remote {git_remote!r} has credentials in it (a token or "
+        "user:password before the host); the ladder would hand them to every node and "
+        "write them into its logs. Use a URL without them (`git remote set-url`) and give "
+        "each node its own: an ssh key, or a git credential helper"
+    )
+
+
 def remote_url(git_remote: str) -> str:
-    """The git remote's URL, a local path made absolute (each task clones it from its own
-    folder). A URL carrying a password is refused: credentials stay on the nodes."""
-    url = _git("remote", "get-url", git_remote)
-    if "://" in url and "@" in url.split("://", 1)[1].split("/", 1)[0]:
-        userinfo = url.split("://", 1)[1].split("@", 1)[0]
-        if ":" in userinfo:
-            raise AgnewsError(
-                f"git remote {git_remote} has a password in its URL; give the nodes their own "
-                "credentials (ssh keys, a git credential helper) instead"
-            )
-    if "://" not in url and not url.startswith("git@") and Path(url).exists():
+    """The git remote's URL (checked: check_url), a local path made absolute (each task
+    fetches it from its own folder)."""
+    url = git("remote", "get-url", git_remote)
+    check_url(url, git_remote)
+    if "://" not in url and ":" not in url.split("/", 1)[0] and Path(url).exists():
         return str(Path(url).resolve())
     return url
 
 
 def pushed_commit(git_remote: str) -> str:
-    """HEAD, after checking that the git remote has it (the tasks clone it from there)."""
-    commit = _git("rev-parse", "HEAD")
-    _git("fetch", "-q", git_remote)
-    branches = _git("branch", "-r", "--contains", commit, "--format=%(refname)")
+    """HEAD, after checking that the git remote has it (the tasks fetch it from there)."""
+    commit = git("rev-parse", "HEAD")
+    git("fetch", "-q", git_remote)
+    branches = git("branch", "-r", "--contains", commit, "--format=%(refname)")
     if not any(b.startswith(f"refs/remotes/{git_remote}/") for b in branches.splitlines()):
         raise AgnewsError(
             f"commit {commit[:12]} is not on the git remote {git_remote!r}: the cluster runs "
@@ -87,29 +112,21 @@ def pushed_commit(git_remote: str) -> str:
     return commit
 
 
+def remote_experiments(git_remote: str, commit: str) -> dict[str, str]:
+    """Name -> commit of the experiments of baseline `commit` on the git remote."""
+    prefix = exp_ref(commit, "")
+    listed = git("ls-remote", git_remote, f"{prefix}*")
+    refs = (line.split("\t") for line in listed.splitlines() if "\t" in line)
+    return {ref[len(prefix) :]: sha for sha, ref in refs if ref.startswith(prefix)}
+
+
 def has_dvc_remote() -> bool:
     """Whether the repository has a default DVC remote (else runs push only their git refs)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "dvc", "remote", "default"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = run([sys.executable, "-m", "dvc", "remote", "default"], check=False)
     return proc.returncode == 0 and bool(proc.stdout.strip())
 
 
 # --- on a node
-
-
-def _step(args: list[str], cwd: Path, env: dict[str, str], log: Path) -> int:
-    """Run one command of a task, its output appended to the task's log."""
-    with log.open("a", encoding="utf-8") as out:
-        out.write(f"$ {' '.join(args)}\n")
-        out.flush()
-        return subprocess.run(
-            args, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
-            stderr=subprocess.STDOUT, check=False,
-        ).returncode  # fmt: skip
 
 
 def _tail(log: Path, lines: int = LOG_TAIL) -> str:
@@ -119,70 +136,155 @@ def _tail(log: Path, lines: int = LOG_TAIL) -> str:
         return ""
 
 
+def _note(log: Path, text: str) -> None:
+    with log.open("a", encoding="utf-8") as out:
+        out.write(f"{text}\n")
+
+
+def copy_private(src: str | Path, dst: Path) -> None:
+    """Copy a credentials file readable by its owner only (0600), whatever the umask."""
+    data = Path(src).read_bytes()
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        os.fchmod(out.fileno(), 0o600)
+        out.write(data)
+
+
+def node_workdir() -> Path:
+    """Where this node's runs go: `$AGNEWS_RAY_WORKDIR`, else <tmp>/agnews-ray (made 0700)."""
+    base = Path(os.environ.get("AGNEWS_RAY_WORKDIR") or Path(tempfile.gettempdir()) / "agnews-ray")
+    base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return base
+
+
+def _existing_verdict(spec: dict[str, Any], repo: Path, sha: str, log: Path) -> str | None:
+    """For an experiment of this name already on the git remote (commit `sha`, fetched into
+    `repo`): "exists" (ours: same params, outputs on the DVC remote), "failed" (another's:
+    other params, not to be replaced), or None: run it again and replace it."""
+    import yaml
+
+    name = spec["name"]
+    if sha == spec.get("replaces"):
+        _note(log, f"{name} on the git remote is replaced, as the driver decided")
+        return None
+    params = yaml.safe_load(git("show", f"{sha}:params.yaml", cwd=repo)) or {}
+    theirs = {"params": params}
+    if not matches(theirs, spec["overrides"]):
+        changed = changed_params(theirs, spec["overrides"])
+        _note(
+            log,
+            f"{name} is on the git remote with other params ({changed}): not replaced (run "
+            "the ladder with --replace to replace it)",
+        )
+        return "failed"
+    missing = outputs_missing_on_remote(sha, repo) if spec["push_cache"] else []
+    if not missing:
+        _note(log, f"{name} is already on the git remote with its outputs: nothing to run")
+        return "exists"
+    _note(
+        log,
+        f"{name} is on the git remote but the DVC remote lacks its outputs "
+        f"({', '.join(missing)}): running it again",
+    )
+    return None
+
+
+def _run_steps(spec: dict[str, Any], base: Path, folder: Path, env: dict, log: Path) -> str:
+    name, commit, url = spec["name"], spec["commit"], spec["url"]
+    ref = exp_ref(commit, name)
+    listed = run(["git", "ls-remote", url, ref], env=env, check=False)
+    if listed.returncode != 0:
+        _note(log, f"git ls-remote failed: {listed.stderr.strip()}")
+        return "failed"
+    existing = listed.stdout.split()[0] if listed.stdout.strip() else None
+    repo = folder / "repo"
+    repo.mkdir(parents=True)
+    shallow = ["fetch", "-q", "--depth", "1", "origin"]
+    steps = [
+        ["git", "init", "-q"],
+        ["git", "remote", "add", "origin", url],
+        ["git", *shallow, commit],  # this commit only: no history
+        ["git", "checkout", "-q", commit],
+    ]
+    if existing:
+        steps.append(["git", *shallow, existing])
+    for args in steps:
+        if run_logged(args, repo, env, log) != 0:
+            return "failed"
+    local_config = os.environ.get("AGNEWS_DVC_CONFIG_LOCAL")
+    if local_config:
+        copy_private(local_config, repo / ".dvc" / "config.local")
+    force = False
+    if existing:
+        verdict = _existing_verdict(spec, repo, existing, log)
+        if verdict:
+            return verdict
+        force = True
+    dvc_ = [sys.executable, "-m", "dvc"]
+    # one DVC cache per node: prepare's outputs are pulled once per node, not once per run
+    cache = [*dvc_, "config", "--local", "cache.dir", str(base / "dvc-cache")]
+    if run_logged(cache, repo, env, log) != 0:
+        return "failed"
+    if spec["push_cache"] and run_logged([*dvc_, "pull", "--with-deps", "prepare"], repo, env, log):
+        _note(log, "prepared data not on the DVC remote: the run prepares it")
+    exp_run = [*dvc_, "exp", "run", "-n", name, *overrides_args(spec["overrides"])]
+    push = [
+        *dvc_, "exp", "push", *(["-f"] if force else []),
+        *([] if spec["push_cache"] else ["--no-cache"]), "origin", name,
+    ]  # fmt: skip
+    for args in (exp_run, push):
+        if run_logged(args, repo, env, log) != 0:
+            return "failed"
+    return "done"
+
+
 def run_on_node(spec: dict[str, Any]) -> dict[str, Any]:
     """One experiment on this node (the body of the Ray task; see the module's doc).
 
-    spec: name, commit, url (git remote), overrides, threads, push_cache (bool)."""
-    name, commit, url = spec["name"], spec["commit"], spec["url"]
+    spec: name, commit, url (git remote), overrides, threads, gpus, push_cache (bool), replaces
+    (the commit of the same-named experiment on the git remote that this run replaces)."""
+    name, commit = spec["name"], spec["commit"]
     started = time.monotonic()
     import ray
 
     node = f"{socket.gethostname()} node {ray.get_runtime_context().get_node_id()[:8]}"
-    base = Path(os.environ.get("AGNEWS_RAY_WORKDIR") or Path(tempfile.gettempdir()) / "agnews-ray")
-    base.mkdir(parents=True, exist_ok=True)
+    base = node_workdir()
     folder = base / f"{name}-{commit[:8]}-{uuid.uuid4().hex[:8]}"
-    log = folder.with_suffix(".log")
+    log = base / f"{folder.name}.log"  # the whole name: a dot in it is no suffix
     result = {"name": name, "node": node, "log": str(log), "pid": os.getpid()}
-    devices = os.environ.get("CUDA_VISIBLE_DEVICES", "(not set)")  # set by Ray for num_gpus
-    log.write_text(
-        f"{name} on {node} (pid {os.getpid()}), commit {commit}\n"
-        f"CUDA_VISIBLE_DEVICES={devices} OMP_NUM_THREADS={spec['threads']}\n",
-        encoding="utf-8",
-    )
-
     env = {
         **os.environ,
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         "DVC_NO_ANALYTICS": "1",
         "OMP_NUM_THREADS": str(spec["threads"]),
     }
-    ref = exp_ref(commit, name)
-    listed = subprocess.run(
-        ["git", "ls-remote", url, ref], capture_output=True, text=True, env=env, check=False
+    if not spec.get("gpus", 0):  # Ray leaves a task without GPUs every GPU: hide them
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    devices = env.get("CUDA_VISIBLE_DEVICES", "(not set)")  # set by Ray for num_gpus
+    log.write_text(
+        f"{name} on {node} (pid {os.getpid()}), commit {commit}\n"
+        f"CUDA_VISIBLE_DEVICES={devices} OMP_NUM_THREADS={spec['threads']}\n",
+        encoding="utf-8",
     )
-    if listed.returncode == 0 and listed.stdout.strip():
-        _step(["echo", f"{ref} is already on the git remote: nothing to run"], base, env, log)
-        return {**result, "status": "exists", "seconds": time.monotonic() - started}
-
-    repo = folder / "repo"
-    steps = [
-        (["git", "clone", "-q", "--no-checkout", url, str(repo)], base),
-        (["git", "checkout", "-q", commit], repo),
-    ]
-    for args, cwd in steps:
-        if _step(args, cwd, env, log) != 0:
-            return {**result, "status": "failed", "tail": _tail(log)}
-    local_config = os.environ.get("AGNEWS_DVC_CONFIG_LOCAL")
-    if local_config:
-        shutil.copyfile(local_config, repo / ".dvc" / "config.local")
-    dvc = [sys.executable, "-m", "dvc"]
-    if spec["push_cache"] and _step([*dvc, "pull", "--with-deps", "prepare"], repo, env, log):
-        _step(["echo", "prepared data not on the DVC remote: the run prepares it"], repo, env, log)
-    run = [*dvc, "exp", "run", "-n", name, *overrides_args(spec["overrides"])]
-    push = [*dvc, "exp", "push", *([] if spec["push_cache"] else ["--no-cache"]), "origin", name]
-    for args in (run, push):
-        if _step(args, repo, env, log) != 0:
-            return {**result, "status": "failed", "tail": _tail(log)}
-    shutil.rmtree(folder, ignore_errors=True)
-    return {**result, "status": "done", "seconds": time.monotonic() - started}
+    try:
+        status = _run_steps(spec, base, folder, env, log)
+    except Exception as exc:  # a step's own error (git show, DVC's API): this run failed
+        _note(log, f"error: {exc}")
+        status = "failed"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # config.local (credentials) with it
+    if status == "failed":
+        return {**result, "status": status, "tail": _tail(log)}
+    return {**result, "status": status, "seconds": time.monotonic() - started}
 
 
 # --- the driver
 
 
 def connect(address: str) -> Any:
-    """`ray.init`: `auto` joins the cluster this machine belongs to, else starts Ray's local one;
-    `local` always starts a local one; anything else is a cluster's address (host:port)."""
+    """`ray.init`: `auto` joins the cluster this machine belongs to, else (none found) starts
+    Ray's local one; `local` always starts a local one; anything else is a cluster's address
+    (host:port)."""
     try:
         import ray
     except ImportError:
@@ -194,87 +296,124 @@ def connect(address: str) -> Any:
     # the task's code travels with it: nodes need the project's dependencies, not this copy
     runtime_env = {"py_modules": [str(Path(agnews.__file__).parent)]}
     kwargs = {"runtime_env": runtime_env, "log_to_driver": False}
-    if address == "auto":
-        try:
-            ray.init(address="auto", **kwargs)
-        except ConnectionError:
-            print("ladder: no Ray cluster found: starting Ray's local one", flush=True)
+    try:
+        if address == "auto":
+            try:
+                ray.init(address="auto", **kwargs)
+            except ConnectionError as exc:
+                if "Could not find any running Ray instance" not in str(exc):
+                    raise
+                print("ladder: no Ray cluster found: starting Ray's local one", flush=True)
+                ray.init(**kwargs)
+        elif address == "local":
             ray.init(**kwargs)
-    elif address == "local":
-        ray.init(**kwargs)
-    else:
-        ray.init(address=address, **kwargs)
+        else:
+            ray.init(address=address, **kwargs)
+    except ConnectionError as exc:
+        raise AgnewsError(
+            f"could not join the Ray cluster at {address}: {exc}. A cluster started with token "
+            "authentication (RAY_AUTH_MODE=token) needs RAY_AUTH_MODE=token and its token "
+            "(~/.ray/auth_token or RAY_AUTH_TOKEN) here too (README: On a cluster)"
+        ) from None
     return ray
 
 
-def task_resources(cluster: dict[str, float], cpus_per_run: int) -> dict[str, float]:
-    """Ray resources of one run: a GPU when the cluster has any (Ray then gives the task its
-    own CUDA_VISIBLE_DEVICES), and `cpus_per_run` CPUs, its torch threads."""
-    if cluster.get("GPU", 0) > 0:
-        return {"num_gpus": 1, "num_cpus": cpus_per_run}
+def task_resources(
+    cluster: dict[str, float], cpus_per_run: int, gpus_per_run: float | None = None
+) -> dict[str, float]:
+    """Ray resources of one run: `gpus_per_run` GPUs (default: 1 when the cluster has any;
+    Ray then gives the task its own CUDA_VISIBLE_DEVICES; 0: CPUs only, on every node) and
+    `cpus_per_run` CPUs, its torch threads."""
+    if gpus_per_run is None:
+        gpus_per_run = 1 if cluster.get("GPU", 0) > 0 else 0
+    if gpus_per_run > cluster.get("GPU", 0):
+        raise AgnewsError(
+            f"--gpus-per-run {gpus_per_run:g}: the cluster has {cluster.get('GPU', 0):g} GPUs"
+        )
+    if gpus_per_run > 0:
+        return {"num_gpus": gpus_per_run, "num_cpus": cpus_per_run}
     return {"num_cpus": cpus_per_run}
 
 
-def reuse_or_clear(wanted: dict[str, dict[str, Any]], git_remote: str) -> dict[str, dict]:
-    """The runs still to make: experiments already on the git remote (or here) with the same
-    params are re-used; one of the same name and other params is removed here and there."""
-    on_remote = run_dvc("exp", "list", git_remote, "--name-only").split()
+def plan_on_remote(
+    wanted: dict[str, dict[str, Any]],
+    git_remote: str,
+    commit: str,
+    push_cache: bool,
+    replace: bool,
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """The runs to make (name -> overrides) and, for those that replace an experiment on the
+    git remote, its commit (the task force-pushes over exactly that one). Experiments on the
+    git remote are fetched (their git refs only) and judged with the local ones by plan_runs;
+    one of the same params whose outputs the DVC remote lacks is run again."""
+    on_remote = remote_experiments(git_remote, commit)
     present = [n for n in wanted if n in on_remote]
     if present:
-        run_dvc("exp", "pull", "--no-cache", git_remote, *present)
-    todo = still_to_run(wanted)
-    for name in todo:
-        if name in on_remote:  # of other params: the new run takes its name there too
-            run_dvc("exp", "remove", "-g", git_remote, name)
-    return todo
+        dvc("exp", "pull", "--no-cache", git_remote, *present)
+
+    def complete(exp: dict) -> bool:
+        if not push_cache or on_remote.get(exp["name"]) != exp["rev"]:
+            return True  # a local experiment, or no DVC remote: its git ref is all there is
+        missing = outputs_missing_on_remote(exp["rev"])
+        if missing:
+            print(
+                f"ladder: {exp['name']} is on {git_remote} but the DVC remote lacks its "
+                f"outputs ({', '.join(missing)}): running it again"
+            )
+        return not missing
+
+    existing = {n: {**r, "name": n} for n, r in experiments().items()}
+    for name in present:  # fetched but not a finished experiment: the task judges the ref
+        if name not in existing:
+            dvc("exp", "remove", name)
+    plan = plan_runs(wanted, existing, replace, f"here or on {git_remote}", complete)
+    for name in plan.reuse:
+        print(f"ladder: re-using experiment {name}")
+    for name in plan.replace:
+        if name not in plan.incomplete:
+            print(f"ladder: replacing experiment {name} (--replace)")
+        if name in existing:  # the new run's ref comes back in its place
+            dvc("exp", "remove", name)
+    return plan.run, {n: on_remote[n] for n in plan.replace if n in on_remote}
 
 
-def run_on_ray(
-    wanted: dict[str, dict[str, Any]],
-    address: str,
-    git_remote: str = "origin",
-    cpus_per_run: int = 1,
-) -> list[str]:
-    """Run `wanted` (name -> overrides) on the Ray cluster at `address`, pull the finished
-    experiments; return the names that failed."""
+def _gcs_reachable(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=POLL_S).close()
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def _shutdown(ray: Any) -> None:
+    with contextlib.suppress(Exception):  # a lost cluster: nothing left to shut down cleanly
+        ray.shutdown()
+
+
+def wait_for_runs(ray: Any, pending: dict[Any, str]) -> tuple[list[str], list[str], str]:
+    """Wait for the tasks (ref -> run name), printing a line as each ends; (finished, failed,
+    why the cluster was lost or ""). Ray's own failure, or the head's GCS unreachable for
+    HEAD_GRACE_S, ends the wait early: the runs not finished count as failed."""
     from tqdm import tqdm
 
-    commit = pushed_commit(git_remote)
-    url = remote_url(git_remote)
-    todo = reuse_or_clear(wanted, git_remote)
-    if not todo:
-        return []
-    push_cache = has_dvc_remote()
-    ray = connect(address)
-    gpus = ray.cluster_resources().get("GPU", 0)
-    resources = task_resources(ray.cluster_resources(), cpus_per_run)
-    task = ray.remote(run_on_node).options(
-        max_retries=MAX_RETRIES, retry_exceptions=False, **resources
-    )
-    print(
-        f"ladder: {len(todo)} run(s) of {commit[:12]} on Ray "
-        f"({ray.cluster_resources().get('CPU', 0):g} CPUs, {gpus:g} GPUs; "
-        + ("1 GPU" if gpus else f"{cpus_per_run} CPU(s)")
-        + " per run)",
-        flush=True,
-    )
-    pending = {
-        task.remote(
-            {
-                "name": name,
-                "commit": commit,
-                "url": url,
-                "overrides": overrides,
-                "threads": cpus_per_run,
-                "push_cache": push_cache,
-            }
-        ): name
-        for name, overrides in todo.items()
-    }
-    done, failed = [], []
+    gcs = ray.get_runtime_context().gcs_address
+    done, failed, lost, down_since = [], [], "", None
     with tqdm(total=len(pending), desc="ladder", unit="run", file=sys.stdout) as bar:
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
+        while pending and not lost:
+            try:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
+            except Exception as exc:  # Ray itself failed (its head is gone)
+                lost = f"Ray failed: {exc}"
+                break
+            if not ready:
+                if _gcs_reachable(gcs):
+                    down_since = None
+                elif down_since is None:
+                    down_since = time.monotonic()
+                elif time.monotonic() - down_since > HEAD_GRACE_S:
+                    lost = f"the head node's GCS ({gcs}) has not answered for {HEAD_GRACE_S:g} s"
+                continue
             name = pending.pop(ready[0])
             try:
                 result = ray.get(ready[0])
@@ -295,7 +434,70 @@ def run_on_ray(
                     f"log: {result['log']}"
                 )
             bar.update(1)
-    ray.shutdown()
-    if done:
-        run_dvc("exp", "pull", *([] if push_cache else ["--no-cache"]), git_remote, *done)
+    if lost:
+        unfinished = sorted(pending.values())
+        failed += unfinished
+        print(
+            f"ladder: lost the Ray cluster ({lost}). Finished: {', '.join(done) or 'none'}; "
+            f"not finished: {', '.join(unfinished)} (they stop with their nodes; run the "
+            "ladder again for them: the finished ones are re-used)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return done, failed, lost
+
+
+def run_on_ray(
+    wanted: dict[str, dict[str, Any]],
+    address: str,
+    git_remote: str = "origin",
+    cpus_per_run: int = 1,
+    gpus_per_run: float | None = None,
+    replace: bool = False,
+) -> list[str]:
+    """Run `wanted` (name -> overrides) on the Ray cluster at `address`, fetch the finished
+    experiments' git refs; return the names that failed (or were lost with the cluster)."""
+    url = remote_url(git_remote)  # first: a URL with credentials goes nowhere
+    commit = pushed_commit(git_remote)
+    push_cache = has_dvc_remote()
+    todo, replaces = plan_on_remote(wanted, git_remote, commit, push_cache, replace)
+    if not todo:
+        return []
+    ray = connect(address)
+    cluster = ray.cluster_resources()
+    try:
+        resources = task_resources(cluster, cpus_per_run, gpus_per_run)
+    except AgnewsError:
+        _shutdown(ray)
+        raise
+    gpus = resources.get("num_gpus", 0)
+    task = ray.remote(run_on_node).options(
+        max_retries=MAX_RETRIES, retry_exceptions=False, **resources
+    )
+    print(
+        f"ladder: {len(todo)} run(s) of {commit[:12]} on Ray "
+        f"({cluster.get('CPU', 0):g} CPUs, {cluster.get('GPU', 0):g} GPUs; "
+        + (f"{gpus:g} GPU per run" if gpus else f"{cpus_per_run} CPU(s) per run, no GPU")
+        + ")",
+        flush=True,
+    )
+    pending = {
+        task.remote(
+            {
+                "name": name,
+                "commit": commit,
+                "url": url,
+                "overrides": overrides,
+                "threads": cpus_per_run,
+                "gpus": gpus,
+                "push_cache": push_cache,
+                "replaces": replaces.get(name),
+            }
+        ): name
+        for name, overrides in todo.items()
+    }
+    done, failed, _ = wait_for_runs(ray, pending)
+    _shutdown(ray)
+    if done:  # git refs only: the report reads git-tracked files, checkpoints stay remote
+        dvc("exp", "pull", "--no-cache", git_remote, *done)
     return failed

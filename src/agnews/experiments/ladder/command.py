@@ -80,6 +80,18 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="with --ray on CPU nodes: the CPUs (and torch threads) of each run (default 1)",
     )
+    parser.add_argument(
+        "--gpus-per-run",
+        type=float,
+        help="with --ray: the GPUs of each run (default 1 when the cluster has GPUs, else 0; "
+        "0: every run on CPUs, on every node; 0.5: two runs share a GPU)",
+    )
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace (delete) an existing experiment of the same name and other params, "
+        "here and with --ray on the git remote (without it the ladder stops, naming them)",
+    )
     args = parser.parse_args(argv)
     failed: list[str] = []
     try:
@@ -96,9 +108,12 @@ def main(argv: list[str] | None = None) -> int:
             if todo and args.ray:
                 from agnews.experiments.ladder.cluster import run_on_ray
 
-                failed = run_on_ray(todo, args.ray, args.git_remote, args.cpus_per_run)
+                failed = run_on_ray(
+                    todo, args.ray, args.git_remote, args.cpus_per_run, args.gpus_per_run,
+                    args.replace,
+                )  # fmt: skip
             elif todo:
-                queued = queue_ladder(todo)
+                queued = queue_ladder(todo, args.replace)
                 if queued:
                     failed = run_queue(queued, args.jobs)
         if args.publish:

@@ -13,18 +13,26 @@ from pathlib import Path
 from typing import Any
 
 from agnews.errors import AgnewsError
-from agnews.experiments.ladder.experiments import run_dvc, still_to_run
+from agnews.experiments.ladder.experiments import experiments, plan_runs
 from agnews.experiments.presets import overrides_args as presets_overrides_args
+from agnews.experiments.shell import dvc, run
 
 
-def queue_ladder(wanted: dict[str, dict[str, Any]]) -> list[str]:
-    """Queue the presets that have no finished experiment with the same params; return them."""
+def queue_ladder(wanted: dict[str, dict[str, Any]], replace: bool = False) -> list[str]:
+    """Queue the runs that have no finished experiment with the same params (plan_runs: one of
+    the same name and other params stops the ladder, or with `replace` is removed); return
+    them."""
+    plan = plan_runs(wanted, experiments(), replace)
+    for name in plan.reuse:
+        print(f"ladder: re-using experiment {name}")
+    for name in plan.replace:
+        dvc("exp", "remove", name)
+        print(f"ladder: removed experiment {name} (--replace)")
     queued = []
-    for name, overrides in still_to_run(wanted).items():
-        subprocess.run(  # a failed task of the same name would be taken for this one's result
-            [sys.executable, "-m", "dvc", "queue", "remove", name], capture_output=True, check=False
-        )
-        run_dvc("exp", "run", "--queue", "-n", name, *presets_overrides_args(overrides))
+    for name, overrides in plan.run.items():
+        # a failed task of the same name would be taken for this one's result
+        run([sys.executable, "-m", "dvc", "queue", "remove", name], check=False)
+        dvc("exp", "run", "--queue", "-n", name, *presets_overrides_args(overrides))
         print(f"ladder: queued {name}")
         queued.append(name)
     return queued

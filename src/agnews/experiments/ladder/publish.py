@@ -20,13 +20,13 @@ only when data/raw already holds that revision, or the hub answers). So a fresh 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agnews.experiments import shell
 from agnews.experiments.compare import flatten
 from agnews.experiments.ladder.experiments import experiments
 from agnews.experiments.ladder.records import RUNS_DIR, build_record, write_record
@@ -37,17 +37,14 @@ from agnews.provenance import code_hash, raw_digest
 
 def git_blob(rev: str, path: str) -> bytes | None:
     """The file `path` of commit `rev`, None if it has none."""
-    proc = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, check=False)
+    proc = shell.run(["git", "show", f"{rev}:{path}"], check=False, text=False)
     return proc.stdout if proc.returncode == 0 else None
 
 
 def has_commit(rev: str | None) -> bool:
     if not rev:
         return False
-    proc = subprocess.run(
-        ["git", "cat-file", "-e", f"{rev}^{{commit}}"], capture_output=True, check=False
-    )
-    return proc.returncode == 0
+    return shell.run(["git", "cat-file", "-e", f"{rev}^{{commit}}"], check=False).returncode == 0
 
 
 def experiment_runs(rev: str | None = None, commits: int = 1) -> list[dict[str, Any]]:
@@ -83,9 +80,7 @@ def publish(runs: list[dict[str, Any]], out_dir: Path = RUNS_DIR) -> list[Path]:
             ]
             print(f"ladder: not published: {name} recorded no {', '.join(missing)} (older code)")
             continue
-        parent = subprocess.run(
-            ["git", "rev-parse", f"{run['rev']}^"], capture_output=True, text=True, check=False
-        ).stdout.strip()
+        parent = shell.run(["git", "rev-parse", f"{run['rev']}^"], check=False).stdout.strip()
         curve = git_blob(run["rev"], run_file(run["params"], "val_curve")) or b""
         record = build_record(
             name, run["params"], run["metrics"], predictions, curve.decode("utf-8"),

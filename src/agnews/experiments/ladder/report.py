@@ -20,7 +20,6 @@ from agnews.atomic import write_text
 from agnews.errors import AgnewsError
 from agnews.evaluation.predictions import Predictions, parse_predictions
 from agnews.experiments.ladder.curves import epochs, val_svg
-from agnews.experiments.ladder.experiments import run_dvc
 from agnews.experiments.ladder.publish import (
     experiment_predictions,
     experiment_runs,
@@ -37,6 +36,7 @@ from agnews.experiments.ladder.records import (
 from agnews.experiments.ladder.render import report_lines
 from agnews.experiments.ladder.runs import choose, is_complete, matches_params, merge, run_file
 from agnews.experiments.presets import committed_params, preset_params
+from agnews.experiments.shell import dvc as run_dvc
 
 REPORT_DIR = Path("reports")
 PEERS_FILE = REPORT_DIR / "peers.json"

@@ -88,11 +88,17 @@ def merge(records: list[dict], experiments: list[dict]) -> tuple[list[dict], lis
 
 def table_version(presets: dict, runs: list[dict]) -> Version | None:
     """The version most presets have a run of (the first such preset's on a tie), among runs
-    that recorded one; None if none did."""
+    that recorded one; with no run named after a preset (a grid- or seed-only ladder), the
+    version most presets' variants (`<preset>-...`) share; None if none did."""
     by_preset = {
         p: sorted({version(r) for r in runs if r["name"] == p}, key=str)
         for p in presets  # sorted: the same choice whatever order the runs came in
     }
+    if not any(by_preset.values()):
+        by_preset = {
+            p: sorted({version(r) for r in runs if r["name"].startswith(f"{p}-")}, key=str)
+            for p in presets
+        }
     counts = Counter(v for versions in by_preset.values() for v in versions if v[0] and v[2])
     if not counts:
         return None
