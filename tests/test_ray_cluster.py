@@ -418,7 +418,7 @@ def test_ladder_fans_out_on_ray_and_survives_a_dead_node(cluster, tmp_path):
     # preset), pulled back into its repository
     report = (a / "reports" / "ladder_partial.md").read_text()
     assert "no finished runs" not in report, report
-    others = report.split("## Other experiments on these commits")[1]
+    others = report.split("## Other runs of this version")[1]
     assert all(f"| {name} |" in others.split("## Older runs")[0] for name in NAMES), report
 
     # the same command again re-uses the runs, but not one whose git ref is on the remote and
