@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import agnews.experiments.ladder.cluster as cluster
+import agnews.experiments.ladder.node as node
 from agnews.errors import AgnewsError
 
 IDENT = {
@@ -73,7 +74,7 @@ def remote_exp(tmp_path_factory):
     _sh([*dvc, "add", "-q", "model.pt"], work)
     _sh(["git", "add", "-A"], work)
     _sh(["git", "commit", "-qm", "experiment"], work)
-    ref = cluster.exp_ref(baseline, "done-run")
+    ref = node.exp_ref(baseline, "done-run")
     _sh(["git", "push", "-q", "origin", f"HEAD:{ref}"], work)
     sha = _sh(["git", "rev-parse", "HEAD"], work)
     return types.SimpleNamespace(origin=origin, work=work, baseline=baseline, sha=sha, dvc=dvc)
@@ -96,7 +97,7 @@ def steps(monkeypatch):
     """Record every step of a task; `dvc exp run` and `dvc exp push` succeed without running
     (the other steps run for real). Each entry: (argv, mode of the clone's config.local)."""
     calls = []
-    real = cluster.run_logged
+    real = node.run_logged
 
     def fake(args, cwd, env, log):
         args = [str(a) for a in args]
@@ -106,7 +107,7 @@ def steps(monkeypatch):
             return 0
         return real(args, cwd, env, log)
 
-    monkeypatch.setattr(cluster, "run_logged", fake)
+    monkeypatch.setattr(node, "run_logged", fake)
     return calls
 
 
@@ -126,7 +127,7 @@ def test_a_pushed_ref_with_its_outputs_on_the_dvc_remote_is_done(
     remote_exp, fake_ray, steps, tmp_path, monkeypatch
 ):
     outputs_on_a_store(remote_exp, tmp_path, monkeypatch)
-    result = cluster.run_on_node(_spec(remote_exp))
+    result = node.run_on_node(_spec(remote_exp))
     assert result["status"] == "exists", Path(result["log"]).read_text()
     assert "already on the git remote with its outputs" in Path(result["log"]).read_text()
     assert not _ran(steps, "run") and not _ran(steps, "push")
@@ -137,7 +138,7 @@ def test_a_pushed_ref_without_its_outputs_is_not_done_it_runs_again(remote_exp, 
     """`dvc exp push` pushes the ref before the outputs: a node that died in between (or a
     failed upload) leaves a ref whose model never reached the DVC remote. Ray's retry of that
     task must run it again and replace the ref, not call it done."""
-    result = cluster.run_on_node(_spec(remote_exp))
+    result = node.run_on_node(_spec(remote_exp))
     log = Path(result["log"]).read_text()
     assert result["status"] == "done", log
     assert "the DVC remote lacks its outputs (model.pt): running it again" in log
@@ -149,14 +150,14 @@ def test_a_pushed_ref_without_its_outputs_is_not_done_it_runs_again(remote_exp, 
 def test_a_ref_with_other_params_on_the_remote_is_never_replaced_by_a_task(
     remote_exp, fake_ray, steps
 ):
-    result = cluster.run_on_node(_spec(remote_exp, overrides={"train.lr": 0.5}))
+    result = node.run_on_node(_spec(remote_exp, overrides={"train.lr": 0.5}))
     assert result["status"] == "failed"
     assert "other params (train.lr=0.1 (wanted 0.5))" in result["tail"]
     assert "--replace" in result["tail"]
     assert not _ran(steps, "exp", "run") and not _ran(steps, "exp", "push")
     assert [p.suffix for p in fake_ray.iterdir()] == [".log"]  # a failed run's clone removed
     # ...unless the driver said so (--replace): then it runs and force-pushes over exactly it
-    result = cluster.run_on_node(
+    result = node.run_on_node(
         _spec(remote_exp, overrides={"train.lr": 0.5}, replaces=remote_exp.sha)
     )
     assert result["status"] == "done"
@@ -164,7 +165,7 @@ def test_a_ref_with_other_params_on_the_remote_is_never_replaced_by_a_task(
 
 
 def test_without_a_dvc_remote_the_ref_is_the_whole_run(remote_exp, fake_ray, steps):
-    result = cluster.run_on_node(_spec(remote_exp, push_cache=False))
+    result = node.run_on_node(_spec(remote_exp, push_cache=False))
     assert result["status"] == "exists"
     assert not _ran(steps, "exp", "run")
 
@@ -180,7 +181,7 @@ def test_a_task_fetches_one_commit_keeps_credentials_private_and_removes_them(
     monkeypatch.setenv("AGNEWS_DVC_CONFIG_LOCAL", str(secret))
     old = os.umask(0o022)
     try:
-        result = cluster.run_on_node(_spec(remote_exp, name="new-run"))
+        result = node.run_on_node(_spec(remote_exp, name="new-run"))
     finally:
         os.umask(old)
     assert result["status"] == "done", Path(result["log"]).read_text()
@@ -197,7 +198,7 @@ def test_dotted_names_keep_their_own_logs(remote_exp, fake_ray, steps):
     """`train.lr=0.001,0.003` names runs `...-lr0.001` and `...-lr0.003`: each its own log (a
     log named by Path.with_suffix was `...-lr0.log` for both)."""
     logs = [
-        cluster.run_on_node(_spec(remote_exp, name=f"tuned-lr{lr}", push_cache=False))["log"]
+        node.run_on_node(_spec(remote_exp, name=f"tuned-lr{lr}", push_cache=False))["log"]
         for lr in ("0.001", "0.003")
     ]
     assert len(set(logs)) == 2
