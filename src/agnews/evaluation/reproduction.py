@@ -33,10 +33,12 @@ def verdict(now: float, published: float, spread: dict[str, Any] | None) -> str:
     acc = spread["test_acc"]
     low, high = acc["mean"] - SDS * acc["sd"], acc["mean"] + SDS * acc["sd"]
     where = "inside" if low <= now <= high else "OUTSIDE"
+    threads = spread["threads"]
+    plural = "" if threads == 1 else "s"
     return (
         line + f": differs by {diff:+.4f}, {where} the baseline's spread over "
         f"{len(spread['runs'])} seeds ({acc['mean']:.4f} ± {SDS:g} sd = {low:.4f}..{high:.4f}, "
-        f"seen {acc['min']:.4f}..{acc['max']:.4f}; {spread['threads']} threads)"
+        f"seen {acc['min']:.4f}..{acc['max']:.4f}; {threads} torch thread{plural})"
         + ("" if where == "inside" else ": not explained by the seed alone")
     )
 
