@@ -84,8 +84,9 @@ def stages_run(output: str) -> list[str]:
 def copy_project(dst: Path, overrides: dict | None = None) -> Path:
     """The project as a fresh clone of it would be, with this working tree's code: every file
     git tracks or would track (so uncommitted code changes are tested), except the run state
-    (dvc.lock, metrics/, dvclive/), taken as committed, and params.yaml, whose committed values
-    are restored (`committed_params`); `overrides`
+    (dvc.lock, metrics/, dvclive/), taken as committed, params.yaml, whose committed values
+    are restored (`committed_params`), and the published ladder runs (reports/runs/), left out:
+    they are results on the shipped corpus, which no test project reports on; `overrides`
     ({"section.key": value}) are written into its params.yaml."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
@@ -96,6 +97,8 @@ def copy_project(dst: Path, overrides: dict | None = None) -> Path:
     ).stdout.split("\0")
     for rel in filter(None, listed):
         src, out = ROOT / rel, dst / rel
+        if rel.startswith("reports/runs/"):
+            continue  # the published ladder's runs are results on the shipped corpus, not code
         if rel == "params.yaml":
             import yaml
 
