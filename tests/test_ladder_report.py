@@ -4,7 +4,7 @@ import numpy as np
 from helpers import ROOT
 
 from agnews.evaluation.predictions import Predictions
-from agnews.experiments.ladder.render import STEPS, paired_lines, report_lines
+from agnews.experiments.ladder.render import STEPS, _stopped, paired_lines, report_lines
 from agnews.experiments.ladder.runs import (
     choose,
     from_experiment,
@@ -73,7 +73,7 @@ def test_rows_of_other_code_or_data_never_share_the_table(params):
     lines = report_lines(PRESETS, same, params, None, "# t", older, {}, current)
     text = "\n".join(lines)
     table = {line.split("|")[1].strip(" `"): line for line in lines if line.startswith("| `")}
-    assert "| c0de |" in table["rnn_max"] and "3.5 (early stop)" in table["rnn_max"]
+    assert "| c0de |" in table["rnn_max"] and "3.50 (early stop)" in table["rnn_max"]
     assert "not run" in table["wide_deep"] and "not run" in table["bilstm"]
     older_rows = text.split("## Older runs")[1]
     assert "| wide_deep | 0ther |" in older_rows and "| gru_mean | c0de |" in older_rows
@@ -82,6 +82,14 @@ def test_rows_of_other_code_or_data_never_share_the_table(params):
     moved = _run(params, "rnn_max")
     moved["params"]["data"]["local_dir"] = "elsewhere"
     assert moved in _split({**runs, "rnn_max": moved}, params)[3]
+
+
+def test_a_stop_between_evaluations_reads_as_the_best_epoch_does():
+    """A stop at a half-epoch evaluation is a fraction of steps (5.5003 epochs in gru_flatten50's
+    record); the table writes two decimals, like the best epoch beside it."""
+    assert _stopped({"stopped_epoch": 5.500307, "stop_reason": "patience"}) == "5.50 (early stop)"
+    assert _stopped({"stopped_epoch": 7, "stop_reason": "max_epochs"}) == "7.00 (max epochs)"
+    assert _stopped({}) == "–"
 
 
 def test_seed_groups_need_the_same_code_and_data(params):

@@ -62,12 +62,13 @@ def _where(live: dict) -> str:
 
 
 def _stopped(live: dict) -> str:
-    """e.g. "3.5 (early stop)", "10 (max epochs)"."""
+    """e.g. "3.50 (early stop)", "10.00 (max epochs)": two decimals like the best epoch's (a
+    stop between evaluations is a fraction of steps, 5.5003 epochs, not a finer measurement)."""
     epoch, reason = live.get("stopped_epoch"), live.get("stop_reason")
     if epoch is None:
         return "–"
     why = {"patience": "early stop", "max_epochs": "max epochs"}.get(reason, str(reason))
-    return f"{epoch:g} ({why})"
+    return f"{_fmt(float(epoch), 2)} ({why})"
 
 
 def _mean_sd(values: list[float]) -> str:
