@@ -10,7 +10,8 @@ from helpers import ROOT
 
 ROW = re.compile(
     r"^\| `(?P<name>\w+)` \| (?P<val>[\d.]+) \((?P<best>[\d.]+)\) \| (?P<test>[\d.]+) \| "
-    r"(?P<stopped>[\d.]+) of (?P<epochs>\d+) \((?P<why>early stop|max epochs)\) \| (?P<secs>[\d,]+) \|$"
+    r"(?P<stopped>[\d.]+) of (?P<epochs>\d+) \((?P<why>early stop|max epochs)\) \| "
+    r"(?P<secs>[\d,]+) \|$"
 )
 
 
