@@ -9,25 +9,6 @@ from helpers import SAMPLE_DIR, TINY, committed_params, download_and_prepare, ov
 
 from agnews.config import Config, config_from_dict
 
-# The files whose tests take minutes (real DVC pipelines, a Ray cluster, storage servers, a
-# browser), slowest first: run before the rest, so that with `./test.sh`'s two processes
-# (pytest-xdist, one file at a time per process) the short files fill in beside them instead of
-# a long file starting last and running alone.
-SLOW_FIRST = (
-    "test_ray_cluster.py",
-    "test_pipeline_e2e.py",
-    "test_team_remote.py",
-    "test_plots_offline.py",
-    "test_serve_load.py",
-    "test_bench.py",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Slow files first (SLOW_FIRST's order), the rest as collected; a file's own order kept."""
-    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))
-
 
 @pytest.fixture
 def params() -> dict:
