@@ -40,3 +40,9 @@ def copy_project(dst: Path, params: dict) -> Path:
     run(["git", "add", "-A"], dst)
     run(["git", "commit", "-qm", "project copy"], dst)
     return dst
+
+
+def sample_project(dst: Path) -> Path:
+    """copy_project at the tiny test sizes, pointed at the real-data sample (a git repo holding
+    the project's files, as a clone would)."""
+    return copy_project(dst, {**helpers.TINY, "data.local_dir": "tests/fixtures/ag_news_sample"})

@@ -17,8 +17,8 @@ from typing import ClassVar
 
 import pytest
 from browser import Chromium
-from dvc_project import copy_project, dvc
-from helpers import ROOT, TINY
+from dvc_project import dvc, sample_project
+from helpers import ROOT
 
 TEMPLATE = ROOT / "vendor" / "vega" / "plots_template.html"
 INLINED = re.compile(r"<script>/\*! (vega[a-z-]*) (\S+) \|.*?</script>", re.S)
@@ -226,7 +226,7 @@ def test_dvc_plots_pages_draw_offline(browser, tmp_path):
     """Two experiments of the real pipeline on the sample; plain `dvc plots diff` and
     `dvc plots show` (no --html-template: .dvc/config chooses it) write pages on which every
     plot draws with networking off; the same page with dvc-render's CDN scripts does not."""
-    project = copy_project(tmp_path, {**TINY, "data.local_dir": "tests/fixtures/ag_news_sample"})
+    project = sample_project(tmp_path)
     dvc(project, "exp", "run", "-n", "exp-a")
     dvc(project, "exp", "run", "-n", "exp-b", "-S", "train.lr=0.002")
 
