@@ -195,3 +195,9 @@ def test_complete_means_every_preset_with_its_own_params(params):
     for run in quick.values():
         run["params"]["train"]["epochs"] = 1
     assert not is_complete(PRESETS, quick, params)
+
+
+def test_every_preset_is_in_a_paired_step():
+    """A preset no step compares would sit in the table with no interval for the analysis."""
+    compared = {name for _, a, b in STEPS for name in (a, b)}
+    assert set(PRESETS) <= compared, sorted(set(PRESETS) - compared)

@@ -28,6 +28,8 @@ STEPS = (
     ("pooling max -> mean (GRU)", "gru_max", "gru_mean"),
     ("GRU -> bidirectional LSTM", "gru_max", "bilstm"),
     ("stacking: 1 -> 3 GRU layers", "gru_max", "gru_stacked"),
+    ("stacking: 1 bidirectional LSTM layer -> 3 (bidirectional top, tanh between)", "bilstm",
+     "lstm_stacked_bitop"),
     ("GRU Cat head", "gru_max", "gru_cat"),
     ("flatten over 50 tokens (GRU)", "gru_max", "gru_flatten50"),
     ("flatten (2-layer BiLSTM): 50 -> flatten70+mean+max", "bilstm2_flatten50",
