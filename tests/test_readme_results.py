@@ -3,11 +3,13 @@ its record in reports/runs/ (or names a preset with no record) fails here."""
 
 from __future__ import annotations
 
-import json
 import re
 
 from helpers import ROOT
 
+from agnews.experiments.ladder.records import load_records
+from agnews.experiments.ladder.render import _fmt, _pct, _stopped
+from agnews.experiments.ladder.runs import metric
 from agnews.experiments.presets import load_presets
 
 ROW = re.compile(
@@ -27,30 +29,29 @@ def records() -> dict[str, dict]:
     """The presets' own published runs (name a preset of presets.yaml, seed 53), by name: the
     README table's rows; seed repeats and grids are not in it."""
     presets = load_presets(ROOT / "presets.yaml")
-    out = {}
-    for path in (ROOT / "reports" / "runs").glob("*.json"):
-        record = json.loads(path.read_text(encoding="utf-8"))
-        if record["name"] in presets and record["params"]["train"]["seed"] == 53:
-            out[record["name"]] = record
-    return out
+    return {
+        run["name"]: run
+        for run in load_records(ROOT / "reports" / "runs")
+        if run["name"] in presets and run["params"]["train"]["seed"] == 53
+    }
 
 
 def test_every_readme_ladder_row_is_its_published_record():
     rows, published = readme_rows(), records()
     assert len(rows) >= 10, rows.keys()
     assert set(rows) <= set(published), set(rows) - set(published)
-    for name, row in rows.items():
-        s = published[name]["summary"]
-        why = {"patience": "early stop", "max_epochs": "max epochs"}[s["stop_reason"]]
-        assert row == {
+    for name, row in rows.items():  # the report's own cells (render), README's layout
+        run = published[name]
+        live, test = metric(run, "live"), metric(run, "test")
+        assert {**row, "stopped": f"{row['stopped']} ({row['why']})"} == {
             "name": name,
-            "val": f"{100 * s['best_val_acc']:.2f}",
-            "best": f"{s['best_epoch']:.2f}",
-            "test": f"{100 * s['test_acc']:.2f}",
-            "stopped": f"{s['stopped_epoch']:.2f}",
-            "epochs": str(published[name]["params"]["train"]["epochs"]),
-            "why": why,
-            "secs": f"{s['train_seconds']:,.0f}",
+            "val": _pct(live["best_val_acc"]),
+            "best": _fmt(live["best_epoch"], 2),
+            "test": _pct(test["accuracy"]),
+            "stopped": _stopped(live),
+            "epochs": str(run["params"]["train"]["epochs"]),
+            "why": row["why"],
+            "secs": f"{live['train_seconds']:,.0f}",
         }, name
 
 
