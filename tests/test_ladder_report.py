@@ -201,3 +201,45 @@ def test_every_preset_is_in_a_paired_step():
     """A preset no step compares would sit in the table with no interval for the analysis."""
     compared = {name for _, a, b in STEPS for name in (a, b)}
     assert set(PRESETS) <= compared, sorted(set(PRESETS) - compared)
+
+
+def test_steps_with_seed_repeats_at_both_ends_are_compared_seed_by_seed(params):
+    runs = {
+        "gru_max": _run(params, "gru_max"),
+        "gru_max-s100": _run(params, "gru_max", seed=100),
+        "bilstm2_flatten_mean_max": _run(params, "bilstm2_flatten_mean_max"),
+        "bilstm2_flatten_mean_max-s100": _run(params, "bilstm2_flatten_mean_max", seed=100),
+        "bilstm2_flatten_mean_max-s200": _run(params, "bilstm2_flatten_mean_max", seed=200),
+        "rnn_max": _run(params, "rnn_max"),  # no seed repeats: its steps get no rows
+    }
+    predictions = {
+        "gru_max": _preds(range(80)),
+        "bilstm2_flatten_mean_max": _preds(range(90)),  # +10 points at seed 53
+        "gru_max-s100": _preds(range(80)),
+        "bilstm2_flatten_mean_max-s100": _preds(range(70)),  # -10 points at seed 100
+        "bilstm2_flatten_mean_max-s200": _preds(range(10)),  # no gru_max-s200: not compared
+        "rnn_max": _preds(range(50)),
+    }
+    current, same, _, older = _split(runs, params)
+    lines = report_lines(PRESETS, same, params, None, "# t", older, predictions, current)
+    start = lines.index("## Steps at each seed")
+    after = [i for i, line in enumerate(lines) if i > start and line.startswith("## ")]
+    section = lines[start : after[0] if after else len(lines)]
+    rows = [line for line in section if line.startswith("| the notebook's best vs the best GRU")]
+    assert [r.split("|")[2].strip() for r in rows] == ["53", "100", "mean ± sd over 2 seeds"]
+    assert "| `gru_max-s100` | `bilstm2_flatten_mean_max-s100` | -10.00 (" in rows[1]
+    assert "| +0.00 ± 14.14 |" in rows[2]  # mean of +10 and -10, sample sd 10 * sqrt(2)
+    assert len([line for line in section if line.startswith("| ")]) == 1 + 3  # header + rows
+    assert "2 comparisons (1 of them the presets' own runs, as above)" in " ".join(section)
+
+
+def test_no_seed_section_without_seed_repeats_at_both_ends_of_a_step(params):
+    runs = {
+        "gru_max": _run(params, "gru_max"),
+        "gru_max-s100": _run(params, "gru_max", seed=100),
+        "bilstm2_flatten_mean_max": _run(params, "bilstm2_flatten_mean_max"),
+    }
+    predictions = {n: _preds(range(80)) for n in runs}
+    current, same, _, older = _split(runs, params)
+    lines = report_lines(PRESETS, same, params, None, "# t", older, predictions, current)
+    assert "## Steps at each seed" not in lines and "## Seed repeats" in lines

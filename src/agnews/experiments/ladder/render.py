@@ -4,7 +4,8 @@ runs) and their predictions: nothing of the machine that writes the report, nor 
 
 Paired comparisons: for each step of the ladder that the analysis discusses (STEPS), the
 accuracy difference of the two runs on the same test rows with a 95% paired bootstrap interval
-and McNemar's exact p-value (agnews.evaluation.stats).
+and McNemar's exact p-value (agnews.evaluation.stats); where both ends have seed repeats, the
+same at each seed and the mean ± sd over the seeds.
 """
 
 from __future__ import annotations
@@ -226,6 +227,62 @@ def paired_lines(predictions: dict[str, Predictions], peers: dict | None) -> lis
     ]
 
 
+def seed_step_lines(
+    predictions: dict[str, Predictions], runs: dict[str, dict], presets: dict, base: dict
+) -> list[str]:
+    """The STEPS whose two ends both have seed repeats, compared at each seed they share (A and
+    B trained with the same train.seed: one replicate of the step per seed), then the mean ± sd
+    of those differences over the seeds: the seed variation the single-seed intervals leave
+    out. Empty when no step has seed repeats at both ends."""
+    by_seed = {
+        preset: {flatten(runs[n]["params"]).get("train.seed"): n for n in names}
+        for preset, names in seed_groups(runs, presets, base).items()
+    }
+    rows, made, again = [], 0, 0
+    for step, a, b in STEPS:
+        if a not in by_seed or b not in by_seed:
+            continue
+        diffs = []
+        for seed in sorted(set(by_seed[a]) & set(by_seed[b])):
+            na, nb = by_seed[a][seed], by_seed[b][seed]
+            if na not in predictions or nb not in predictions:
+                missing = ", ".join(n for n in (na, nb) if n not in predictions)
+                rows.append(f"| {step} | {seed} | `{na}` | `{nb}` | no predictions: {missing} | |")
+                continue
+            try:
+                check_same_rows(predictions[na], predictions[nb], (na, nb))
+            except DataError:
+                rows.append(f"| {step} | {seed} | `{na}` | `{nb}` | not the same test rows | |")
+                continue
+            r = compare(predictions[na].correct, predictions[nb].correct)
+            diffs.append(r.diff)
+            made += 1
+            again += (na, nb) == (a, b)  # the presets' own runs: a row of the table above
+            rows.append(f"| {step} | {seed} | `{na}` | `{nb}` | {r.points()} | {r.p_value:.3g} |")
+        if len(diffs) > 1:
+            mean, sd = statistics.mean(diffs), statistics.stdev(diffs)
+            rows.append(
+                f"| {step} | mean ± sd over {len(diffs)} seeds | | "
+                f"| {100 * mean:+.2f} ± {100 * sd:.2f} | |"
+            )
+    if not rows:
+        return []
+    return [
+        "## Steps at each seed",
+        "",
+        "The steps above whose two presets both have seed repeats, compared at each seed they "
+        "share (A and B trained with the same `train.seed`, each seed one replicate of the "
+        "step), then the mean ± sample sd of the differences over the seeds. Each interval "
+        "still covers the test rows only; the spread over seeds is what the single-seed rows "
+        f"above leave out. {made} comparison{'' if made == 1 else 's'} ({again} of them the "
+        "presets' own runs, as above), none corrected for the others.",
+        "",
+        "| step | seed | A | B | B − A (95% interval) | McNemar p |",
+        "|---|---|---|---|---:|---:|",
+        *rows,
+    ]
+
+
 def seed_lines(runs: dict[str, dict], presets: dict, base: dict) -> list[str]:
     groups = seed_groups(runs, presets, base)
     if not groups:
@@ -319,6 +376,8 @@ def report_lines(
     if predictions is not None:
         lines += ["", *paired_lines(predictions, peers)]
     seeds = seed_lines(runs, presets, base)
+    if predictions is not None and (by_seed := seed_step_lines(predictions, runs, presets, base)):
+        seeds += ["", *by_seed]
     grouped = {n for g in seed_groups(runs, presets, base).values() for n in g}
     others = [runs[n] for n in sorted(set(runs) - set(presets) - grouped)] + (extra or [])
     for section in (seeds, other_lines(others, base), older_lines(older or [])):
