@@ -150,6 +150,7 @@ def accuracy(args: argparse.Namespace) -> None:
     )
     from agnews.model.training import train_model
 
+    print()  # a blank line ends the speed table (Markdown would run the two tables together)
     if not runtime.bf16_native():  # emulated bf16: the same numbers, only slower
         print("this CPU has no native bf16: the bf16 arm is emulated (accuracy only)")
         runtime.bf16_native = lambda: True
