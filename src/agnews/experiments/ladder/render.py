@@ -15,7 +15,7 @@ from typing import Any
 
 from agnews.errors import DataError
 from agnews.evaluation.predictions import Predictions, check_same_rows
-from agnews.evaluation.stats import compare
+from agnews.evaluation.stats import PairedDifference, compare
 from agnews.experiments.compare import flatten, model_label
 from agnews.experiments.ladder.runs import Version, metric, seed_groups, version
 from agnews.experiments.presets import apply_overrides, full_overrides
@@ -179,6 +179,17 @@ def table_lines(presets: dict, runs: dict[str, dict], base: dict, peers: dict | 
     return lines
 
 
+def _paired(predictions: dict[str, Predictions], a: str, b: str) -> PairedDifference | str:
+    """B against A on the same test rows, or why they cannot be compared (a table cell)."""
+    if a not in predictions or b not in predictions:
+        return "no predictions: " + ", ".join(n for n in (a, b) if n not in predictions)
+    try:
+        check_same_rows(predictions[a], predictions[b], (a, b))
+    except DataError:
+        return "not the same test rows"
+    return compare(predictions[a].correct, predictions[b].correct)
+
+
 def paired_lines(predictions: dict[str, Predictions], peers: dict | None) -> list[str]:
     """The paired comparisons of STEPS as a Markdown table (rows with a run missing say so),
     after a paragraph saying what the intervals cover and how many comparisons there are."""
@@ -187,17 +198,10 @@ def paired_lines(predictions: dict[str, Predictions], peers: dict | None) -> lis
     for step, a, b in STEPS:
         names = [peer["name"] if (n == BEST_PEER and peer) else n for n in (a, b)]
         shown = [n if peer and n == peer["name"] else f"`{n}`" for n in names]
-        if not all(n in predictions for n in names):
-            missing = ", ".join(n for n in names if n not in predictions)
-            rows.append(f"| {step} | {shown[0]} | {shown[1]} | no predictions: {missing} | | | |")
+        r = _paired(predictions, *names)
+        if isinstance(r, str):
+            rows.append(f"| {step} | {shown[0]} | {shown[1]} | {r} | | | |")
             continue
-        pa, pb = predictions[names[0]], predictions[names[1]]
-        try:
-            check_same_rows(pa, pb, (names[0], names[1]))
-        except DataError:
-            rows.append(f"| {step} | {shown[0]} | {shown[1]} | not the same test rows | | | |")
-            continue
-        r = compare(pa.correct, pb.correct)
         sizes.add(r.n)
         made += 1
         rows.append(
@@ -245,16 +249,10 @@ def seed_step_lines(
         diffs = []
         for seed in sorted(set(by_seed[a]) & set(by_seed[b])):
             na, nb = by_seed[a][seed], by_seed[b][seed]
-            if na not in predictions or nb not in predictions:
-                missing = ", ".join(n for n in (na, nb) if n not in predictions)
-                rows.append(f"| {step} | {seed} | `{na}` | `{nb}` | no predictions: {missing} | |")
+            r = _paired(predictions, na, nb)
+            if isinstance(r, str):
+                rows.append(f"| {step} | {seed} | `{na}` | `{nb}` | {r} | |")
                 continue
-            try:
-                check_same_rows(predictions[na], predictions[nb], (na, nb))
-            except DataError:
-                rows.append(f"| {step} | {seed} | `{na}` | `{nb}` | not the same test rows | |")
-                continue
-            r = compare(predictions[na].correct, predictions[nb].correct)
             diffs.append(r.diff)
             made += 1
             again += (na, nb) == (a, b)  # the presets' own runs: a row of the table above
