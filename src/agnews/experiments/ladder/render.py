@@ -232,15 +232,15 @@ def paired_lines(predictions: dict[str, Predictions], peers: dict | None) -> lis
 
 
 def seed_step_lines(
-    predictions: dict[str, Predictions], runs: dict[str, dict], presets: dict, base: dict
+    predictions: dict[str, Predictions], runs: dict[str, dict], groups: dict[str, list[str]]
 ) -> list[str]:
     """The STEPS whose two ends both have seed repeats, compared at each seed they share (A and
     B trained with the same train.seed: one replicate of the step per seed), then the mean ± sd
     of those differences over the seeds: the seed variation the single-seed intervals leave
-    out. Empty when no step has seed repeats at both ends."""
+    out; `groups` are seed_groups'. Empty when no step has seed repeats at both ends."""
     by_seed = {
         preset: {flatten(runs[n]["params"]).get("train.seed"): n for n in names}
-        for preset, names in seed_groups(runs, presets, base).items()
+        for preset, names in groups.items()
     }
     rows, made, again = [], 0, 0
     for step, a, b in STEPS:
@@ -281,8 +281,8 @@ def seed_step_lines(
     ]
 
 
-def seed_lines(runs: dict[str, dict], presets: dict, base: dict) -> list[str]:
-    groups = seed_groups(runs, presets, base)
+def seed_lines(runs: dict[str, dict], groups: dict[str, list[str]]) -> list[str]:
+    """The seed repeats' table: mean ± sd per group of seed_groups (`groups`)."""
     if not groups:
         return []
     lines = [
@@ -373,10 +373,11 @@ def report_lines(
     lines = [header, "", *intro_lines(runs, current), "", *table_lines(presets, runs, base, peers)]
     if predictions is not None:
         lines += ["", *paired_lines(predictions, peers)]
-    seeds = seed_lines(runs, presets, base)
-    if predictions is not None and (by_seed := seed_step_lines(predictions, runs, presets, base)):
+    groups = seed_groups(runs, presets, base)
+    seeds = seed_lines(runs, groups)
+    if predictions is not None and (by_seed := seed_step_lines(predictions, runs, groups)):
         seeds += ["", *by_seed]
-    grouped = {n for g in seed_groups(runs, presets, base).values() for n in g}
+    grouped = {n for g in groups.values() for n in g}
     others = [runs[n] for n in sorted(set(runs) - set(presets) - grouped)] + (extra or [])
     for section in (seeds, other_lines(others, base), older_lines(older or [])):
         if section:
